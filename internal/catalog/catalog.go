@@ -1,0 +1,139 @@
+// Package catalog knows which certificates a Kubernetes cluster needs: one
+// table per profile (hardway, kubeadm) that, applied to a Cluster spec,
+// gives the Plan — every CA, certificate and key pair with its identity,
+// usages, SANs, lifetime and file.
+package catalog
+
+import (
+	"fmt"
+	"slices"
+
+	"kubepki.dev/kubepki/internal/cluster"
+	"kubepki.dev/kubepki/internal/pki"
+)
+
+// Profile names a PKI layout.
+type Profile string
+
+// The supported layouts.
+const (
+	// Hardway is the flat directory of "Kubernetes the Hard Way": ca.crt,
+	// admin.crt, node-0.crt, kube-api-server.crt, … all signed by one CA.
+	Hardway Profile = "hardway"
+	// Kubeadm is kubeadm's /etc/kubernetes/pki: separate etcd and
+	// front-proxy CAs, etcd/ subdirectory, sa.key and sa.pub.
+	Kubeadm Profile = "kubeadm"
+)
+
+// Profiles lists the supported layouts.
+func Profiles() []Profile { return []Profile{Hardway, Kubeadm} }
+
+// ParseProfile checks a profile name.
+func ParseProfile(s string) (Profile, error) {
+	for _, p := range Profiles() {
+		if string(p) == s {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("unknown profile %q (want hardway or kubeadm)", s)
+}
+
+// CertSpec is one certificate of the plan.
+type CertSpec struct {
+	// Name identifies the certificate in commands and reports ("apiserver").
+	Name string `json:"name"`
+	// Description says in one line what the certificate is for.
+	Description string `json:"description"`
+	// CA is the Name of the signing CA; empty for a self-signed CA.
+	CA string `json:"ca,omitempty"`
+	// Path is the file stem relative to the PKI directory: the certificate
+	// is Path+".crt" and its key Path+".key".
+	Path string `json:"path"`
+	// KeyAlgorithm is the algorithm of a newly generated key.
+	KeyAlgorithm pki.KeyAlgorithm `json:"keyAlgorithm"`
+	// Node is set for certificates that belong to one node.
+	Node string `json:"node,omitempty"`
+	// Profile is what the certificate must say.
+	Profile pki.Profile `json:"profile"`
+}
+
+// KeySpec is a bare key pair with no certificate: kubeadm's service-account
+// signing key, written as Path+".key" and Path+".pub".
+type KeySpec struct {
+	Name         string           `json:"name"`
+	Description  string           `json:"description"`
+	Path         string           `json:"path"`
+	KeyAlgorithm pki.KeyAlgorithm `json:"keyAlgorithm"`
+}
+
+// Plan is the catalog of one profile applied to one spec.
+type Plan struct {
+	Profile Profile    `json:"profile"`
+	Certs   []CertSpec `json:"certificates"`
+	Keys    []KeySpec  `json:"keyPairs,omitempty"`
+}
+
+// Cert returns the certificate of the plan with the given name.
+func (p *Plan) Cert(name string) (CertSpec, bool) {
+	i := slices.IndexFunc(p.Certs, func(c CertSpec) bool { return c.Name == name })
+	if i < 0 {
+		return CertSpec{}, false
+	}
+	return p.Certs[i], true
+}
+
+// CAs returns the plan's CAs in order.
+func (p *Plan) CAs() []CertSpec {
+	var out []CertSpec
+	for _, c := range p.Certs {
+		if c.Profile.IsCA {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Leaves returns the plan's non-CA certificates in order.
+func (p *Plan) Leaves() []CertSpec {
+	var out []CertSpec
+	for _, c := range p.Certs {
+		if !c.Profile.IsCA {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Names returns the names of every certificate and key pair, in plan order.
+func (p *Plan) Names() []string {
+	var out []string
+	for _, c := range p.Certs {
+		out = append(out, c.Name)
+	}
+	for _, k := range p.Keys {
+		out = append(out, k.Name)
+	}
+	return out
+}
+
+// New applies a profile's catalog to a validated spec.
+func New(c *cluster.Cluster, profile Profile) (*Plan, error) {
+	if fs := cluster.Validate(c); cluster.HasErrors(fs) {
+		for _, f := range fs {
+			if f.Severity == cluster.Error {
+				return nil, fmt.Errorf("invalid cluster spec: %s", f)
+			}
+		}
+	}
+	in, err := newInputs(c)
+	if err != nil {
+		return nil, err
+	}
+	switch profile {
+	case Hardway:
+		return hardway(in), nil
+	case Kubeadm:
+		return kubeadm(in), nil
+	}
+	return nil, fmt.Errorf("unknown profile %q", profile)
+}

@@ -1,0 +1,92 @@
+package cluster
+
+import (
+	_ "embed"
+	"fmt"
+	"os"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+)
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// Default values filled in by SetDefaults.
+const (
+	DefaultDNSDomain    = "cluster.local"
+	DefaultCAValidity   = 10 * 365 * 24 * time.Hour
+	DefaultLeafValidity = 365 * 24 * time.Hour
+)
+
+// DefaultYAML returns the embedded default spec as written, comments included.
+func DefaultYAML() []byte { return append([]byte(nil), defaultYAML...) }
+
+// Default returns the embedded default cluster, defaulted.
+func Default() *Cluster {
+	c, err := Parse(defaultYAML, "embedded default")
+	if err != nil {
+		panic(err) // the embedded spec is tested; this cannot happen in a release
+	}
+	return c
+}
+
+// Load reads, strictly decodes and defaults the spec in path. It does not
+// validate: call Validate for that.
+func Load(path string) (*Cluster, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data, path)
+}
+
+// Parse strictly decodes a spec: an unknown or misspelled field is an error
+// that names it. name is used in errors.
+func Parse(data []byte, name string) (*Cluster, error) {
+	var c Cluster
+	if err := yaml.UnmarshalStrict(data, &c); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if c.APIVersion != APIVersion || c.Kind != Kind {
+		return nil, fmt.Errorf("%s: apiVersion/kind is %q/%q, want %q/%q", name, c.APIVersion, c.Kind, APIVersion, Kind)
+	}
+	SetDefaults(&c)
+	return &c, nil
+}
+
+// SetDefaults fills in what the spec leaves out.
+func SetDefaults(c *Cluster) {
+	if c.APIVersion == "" {
+		c.APIVersion = APIVersion
+	}
+	if c.Kind == "" {
+		c.Kind = Kind
+	}
+	if c.Name == "" {
+		c.Name = "kubernetes"
+	}
+	if c.DNSDomain == "" {
+		c.DNSDomain = DefaultDNSDomain
+	}
+	if c.KeyAlgorithm == "" {
+		c.KeyAlgorithm = "ECDSA-P256"
+	}
+	if c.Validity.CA.Duration == 0 {
+		c.Validity.CA = metav1.Duration{Duration: DefaultCAValidity}
+	}
+	if c.Validity.Leaf.Duration == 0 {
+		c.Validity.Leaf = metav1.Duration{Duration: DefaultLeafValidity}
+	}
+	for i := range c.Nodes {
+		if len(c.Nodes[i].Roles) == 0 {
+			c.Nodes[i].Roles = []Role{RoleWorker}
+		}
+	}
+}
+
+// Marshal renders the spec as YAML.
+func Marshal(c *Cluster) ([]byte, error) {
+	return yaml.Marshal(c)
+}

@@ -1,0 +1,146 @@
+// Package cluster owns the Cluster spec: the YAML document a user writes (or
+// the embedded default, or one imported from a ca.conf), its defaults and
+// its validation.
+package cluster
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// The spec's type identity.
+const (
+	APIVersion = "kubepki.dev/v1alpha1"
+	Kind       = "Cluster"
+)
+
+// Cluster describes a Kubernetes cluster as far as its PKI needs to know it.
+type Cluster struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	// Name names the cluster in kubeconfigs.
+	Name string `json:"name"`
+	// DNSDomain is the cluster's DNS domain (default cluster.local); the API
+	// server certificate names kubernetes.default.svc.<DNSDomain>.
+	DNSDomain string `json:"dnsDomain,omitempty"`
+	// ServiceCIDR is the Service IP range; its first usable address is the
+	// ClusterIP of the kubernetes Service, so the API server cert names it.
+	ServiceCIDR string `json:"serviceCIDR"`
+	// PodCIDR is the Pod IP range (for kube-controller-manager and kube-proxy).
+	PodCIDR string `json:"podCIDR,omitempty"`
+	// APIServer says how clients reach the API server.
+	APIServer APIServer `json:"apiServer"`
+	// Subject holds the C, ST, L and O given to the CAs; leaves get C, ST and
+	// L only, since a leaf's O is its Kubernetes group list.
+	Subject Subject `json:"subject,omitempty"`
+	// KeyAlgorithm is one of RSA-2048, RSA-3072, RSA-4096, ECDSA-P256 (default),
+	// ECDSA-P384, Ed25519.
+	KeyAlgorithm string `json:"keyAlgorithm,omitempty"`
+	// Validity is how long CAs and leaves are valid.
+	Validity Validity `json:"validity,omitempty"`
+	// CertificateAuthorities chooses separate CAs for etcd and the front proxy.
+	CertificateAuthorities CertificateAuthorities `json:"certificateAuthorities,omitempty"`
+	// Nodes are the cluster's machines.
+	Nodes []Node `json:"nodes"`
+	// Users are extra people or bots that get a client certificate.
+	Users []User `json:"users,omitempty"`
+}
+
+// APIServer is how the API server is reached.
+type APIServer struct {
+	// Endpoint is host:port of the API server (a load balancer or the control
+	// plane node) that kubeconfigs point at; the host is a SAN.
+	Endpoint string `json:"endpoint"`
+	// ExtraSANs are more DNS names or IPs for the serving certificate.
+	ExtraSANs []string `json:"extraSANs,omitempty"`
+}
+
+// Subject holds the distinguished-name defaults.
+type Subject struct {
+	Country      string `json:"country,omitempty"`
+	Province     string `json:"province,omitempty"`
+	Locality     string `json:"locality,omitempty"`
+	Organization string `json:"organization,omitempty"`
+}
+
+// Validity holds certificate lifetimes, as Go durations ("87660h").
+type Validity struct {
+	CA   metav1.Duration `json:"ca,omitempty"`
+	Leaf metav1.Duration `json:"leaf,omitempty"`
+}
+
+// CertificateAuthorities turns the separate etcd and front-proxy CAs on or
+// off. Both default to on, as kubeadm does; off means the cluster CA signs.
+type CertificateAuthorities struct {
+	Etcd       *bool `json:"etcd,omitempty"`
+	FrontProxy *bool `json:"frontProxy,omitempty"`
+}
+
+// Role is what a node runs.
+type Role string
+
+// Node roles.
+const (
+	RoleControlPlane Role = "control-plane"
+	RoleWorker       Role = "worker"
+)
+
+// Node is one machine.
+type Node struct {
+	// Name is the node's Kubernetes name, a DNS label; kubelet's user is
+	// system:node:<Name>.
+	Name string `json:"name"`
+	// Roles the node plays; default worker.
+	Roles []Role `json:"roles,omitempty"`
+	// IPs are the node's addresses; the API server dials the kubelet by IP,
+	// so they are SANs of the kubelet serving certificate.
+	IPs []string `json:"ips,omitempty"`
+	// Hostnames are extra DNS names of the node.
+	Hostnames []string `json:"hostnames,omitempty"`
+}
+
+// User is an extra client identity.
+type User struct {
+	Name   string   `json:"name"`
+	Groups []string `json:"groups,omitempty"`
+}
+
+// Has reports whether the node plays role r.
+func (n Node) Has(r Role) bool {
+	for _, x := range n.Roles {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}
+
+// ControlPlanes returns the control-plane nodes in spec order.
+func (c *Cluster) ControlPlanes() []Node { return c.nodes(RoleControlPlane) }
+
+// Workers returns the worker nodes in spec order.
+func (c *Cluster) Workers() []Node { return c.nodes(RoleWorker) }
+
+func (c *Cluster) nodes(r Role) []Node {
+	var out []Node
+	for _, n := range c.Nodes {
+		if n.Has(r) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// SeparateEtcdCA reports whether etcd has its own CA.
+func (c *Cluster) SeparateEtcdCA() bool { return boolOr(c.CertificateAuthorities.Etcd, true) }
+
+// SeparateFrontProxyCA reports whether the front proxy has its own CA.
+func (c *Cluster) SeparateFrontProxyCA() bool {
+	return boolOr(c.CertificateAuthorities.FrontProxy, true)
+}
+
+func boolOr(b *bool, def bool) bool {
+	if b == nil {
+		return def
+	}
+	return *b
+}

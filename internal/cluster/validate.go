@@ -1,0 +1,186 @@
+package cluster
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"kubepki.dev/kubepki/internal/pki"
+)
+
+// Severity says whether a finding stops kubepki from using the spec.
+type Severity string
+
+// Finding severities.
+const (
+	Error   Severity = "error"
+	Warning Severity = "warning"
+)
+
+// Finding is one problem in a spec, located by its field path.
+type Finding struct {
+	Severity Severity `json:"severity"`
+	Field    string   `json:"field"`
+	Message  string   `json:"message"`
+}
+
+func (f Finding) String() string {
+	return fmt.Sprintf("%s: %s: %s", f.Severity, f.Field, f.Message)
+}
+
+// HasErrors reports whether any finding is an error.
+func HasErrors(fs []Finding) bool {
+	return slices.ContainsFunc(fs, func(f Finding) bool { return f.Severity == Error })
+}
+
+// Validate checks a defaulted spec and returns every finding, errors and
+// warnings, in field order.
+func Validate(c *Cluster) []Finding {
+	var fs []Finding
+	add := func(sev Severity, field, format string, args ...any) {
+		fs = append(fs, Finding{Severity: sev, Field: field, Message: fmt.Sprintf(format, args...)})
+	}
+	if c.Name == "" {
+		add(Error, "name", "must not be empty")
+	}
+	for _, msg := range validation.IsDNS1123Subdomain(c.DNSDomain) {
+		add(Error, "dnsDomain", "%q: %s", c.DNSDomain, msg)
+	}
+	if _, err := ServiceIP(c.ServiceCIDR); err != nil {
+		add(Error, "serviceCIDR", "%v", err)
+	}
+	if c.PodCIDR != "" {
+		pod, err := netip.ParsePrefix(c.PodCIDR)
+		if err != nil {
+			add(Error, "podCIDR", "%q is not a CIDR", c.PodCIDR)
+		} else if svc, err := netip.ParsePrefix(c.ServiceCIDR); err == nil && pod.Overlaps(svc) {
+			add(Error, "podCIDR", "%s overlaps serviceCIDR %s", c.PodCIDR, c.ServiceCIDR)
+		}
+	}
+	if c.APIServer.Endpoint == "" {
+		add(Error, "apiServer.endpoint", "must be host:port")
+	} else if host, port, err := net.SplitHostPort(c.APIServer.Endpoint); err != nil {
+		add(Error, "apiServer.endpoint", "%q is not host:port", c.APIServer.Endpoint)
+	} else {
+		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+			add(Error, "apiServer.endpoint", "port %q is not a number in 1-65535", port)
+		}
+		if err := checkSAN(host); err != nil {
+			add(Error, "apiServer.endpoint", "%v", err)
+		}
+	}
+	for i, s := range c.APIServer.ExtraSANs {
+		if err := checkSAN(s); err != nil {
+			add(Error, fmt.Sprintf("apiServer.extraSANs[%d]", i), "%v", err)
+		}
+	}
+	if _, err := pki.ParseKeyAlgorithm(c.KeyAlgorithm); err != nil {
+		add(Error, "keyAlgorithm", "%v", err)
+	}
+	if c.Validity.CA.Duration <= 0 {
+		add(Error, "validity.ca", "must be positive")
+	}
+	if c.Validity.Leaf.Duration <= 0 {
+		add(Error, "validity.leaf", "must be positive")
+	}
+	if c.Validity.Leaf.Duration > c.Validity.CA.Duration {
+		add(Error, "validity.leaf", "%s is longer than the CA's %s: a leaf cannot outlive its CA", c.Validity.Leaf.Duration, c.Validity.CA.Duration)
+	}
+	fs = append(fs, validateNodes(c.Nodes)...)
+	seenUsers := map[string]bool{}
+	for i, u := range c.Users {
+		f := fmt.Sprintf("users[%d]", i)
+		if strings.TrimSpace(u.Name) == "" {
+			add(Error, f+".name", "must not be empty")
+		}
+		if seenUsers[u.Name] {
+			add(Error, f+".name", "duplicate user %q", u.Name)
+		}
+		seenUsers[u.Name] = true
+		if strings.HasPrefix(u.Name, "system:") {
+			add(Warning, f+".name", "%q is in the system: namespace reserved for Kubernetes components", u.Name)
+		}
+		if slices.Contains(u.Groups, "system:masters") {
+			add(Warning, f+".groups", "system:masters bypasses RBAC entirely and cannot be revoked short of rotating the CA; bind cluster-admin to a group instead")
+		}
+	}
+	return fs
+}
+
+func validateNodes(nodes []Node) []Finding {
+	var fs []Finding
+	add := func(sev Severity, field, format string, args ...any) {
+		fs = append(fs, Finding{Severity: sev, Field: field, Message: fmt.Sprintf(format, args...)})
+	}
+	if len(nodes) == 0 {
+		add(Error, "nodes", "at least one node is needed")
+	}
+	seen := map[string]bool{}
+	controlPlanes := 0
+	for i, n := range nodes {
+		f := fmt.Sprintf("nodes[%d]", i)
+		for _, msg := range validation.IsDNS1123Label(n.Name) {
+			add(Error, f+".name", "%q is not a DNS label: %s", n.Name, msg)
+		}
+		if seen[n.Name] {
+			add(Error, f+".name", "duplicate node name %q", n.Name)
+		}
+		seen[n.Name] = true
+		for j, r := range n.Roles {
+			if r != RoleControlPlane && r != RoleWorker {
+				add(Error, fmt.Sprintf("%s.roles[%d]", f, j), "unknown role %q (want control-plane or worker)", r)
+			}
+		}
+		if n.Has(RoleControlPlane) {
+			controlPlanes++
+		}
+		for j, ip := range n.IPs {
+			if net.ParseIP(ip) == nil {
+				add(Error, fmt.Sprintf("%s.ips[%d]", f, j), "%q is not an IP address", ip)
+			}
+		}
+		for j, h := range n.Hostnames {
+			for _, msg := range validation.IsDNS1123Subdomain(h) {
+				add(Error, fmt.Sprintf("%s.hostnames[%d]", f, j), "%q: %s", h, msg)
+			}
+		}
+	}
+	if len(nodes) > 0 && controlPlanes == 0 {
+		add(Error, "nodes", "no node has the control-plane role")
+	}
+	return fs
+}
+
+// checkSAN accepts an IP or a DNS name (wildcards allowed).
+func checkSAN(s string) error {
+	if net.ParseIP(s) != nil {
+		return nil
+	}
+	name := strings.TrimPrefix(s, "*.")
+	if msgs := validation.IsDNS1123Subdomain(name); len(msgs) > 0 {
+		return fmt.Errorf("%q is neither an IP nor a DNS name: %s", s, msgs[0])
+	}
+	return nil
+}
+
+// ServiceIP returns the first usable address of the service CIDR: the
+// ClusterIP the kubernetes Service gets (10.32.0.0/24 → 10.32.0.1).
+func ServiceIP(cidr string) (net.IP, error) {
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a CIDR", cidr)
+	}
+	if p != p.Masked() {
+		return nil, fmt.Errorf("%q has host bits set (did you mean %s?)", cidr, p.Masked())
+	}
+	first := p.Addr().Next()
+	if !first.IsValid() || !p.Contains(first) {
+		return nil, fmt.Errorf("%q has no usable address", cidr)
+	}
+	return net.IP(first.AsSlice()), nil
+}

@@ -1,0 +1,229 @@
+package reconcile
+
+import (
+	"context"
+	"crypto"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"kubepki.dev/kubepki/internal/catalog"
+	"kubepki.dev/kubepki/internal/pki"
+	"kubepki.dev/kubepki/internal/store"
+)
+
+// Action is what Apply did with one item.
+type Action string
+
+// Actions.
+const (
+	Created Action = "created"
+	Kept    Action = "kept"
+	// Untouched: the item is drifted, expired or invalid; Apply reports it and
+	// leaves the user's files alone.
+	Untouched Action = "untouched"
+	Failed    Action = "failed"
+)
+
+// Result is the outcome for one item of the plan.
+type Result struct {
+	Status
+	Action Action `json:"action"`
+}
+
+// Options tune Apply.
+type Options struct {
+	// Progress, if set, is called after each generated key.
+	Progress func(done, total int)
+	// Workers bounds parallel key generation; default the number of CPUs.
+	Workers int
+}
+
+// Apply creates every missing CA, certificate and key pair of the plan,
+// reuses existing CAs (and existing keys whose certificate is missing), and
+// leaves everything else as it is. Keys are generated in parallel.
+func Apply(ctx context.Context, plan *catalog.Plan, st store.Store, now time.Time, opts Options) ([]Result, error) {
+	statuses := Examine(plan, st, now)
+	results := make([]Result, len(statuses))
+	for i, s := range statuses {
+		results[i] = Result{Status: s, Action: Kept}
+		if s.State != Valid && s.State != External {
+			results[i].Action = Untouched
+		}
+	}
+
+	// Generate every key that does not exist yet, in parallel: RSA-4096
+	// takes around a second per key, and a cluster needs a dozen.
+	algs := make([]pki.KeyAlgorithm, len(statuses))
+	for i, s := range statuses {
+		if s.State != Missing || s.KeyPresent {
+			continue
+		}
+		if i < len(plan.Certs) {
+			algs[i] = plan.Certs[i].KeyAlgorithm
+		} else {
+			algs[i] = plan.Keys[i-len(plan.Certs)].KeyAlgorithm
+		}
+	}
+	keys, err := generateKeys(ctx, algs, opts)
+	if err != nil {
+		return nil, err
+	}
+
+	cas := map[string]*pki.CA{}
+	for i, c := range plan.Certs {
+		r := &results[i]
+		if r.State != Missing {
+			if c.Profile.IsCA {
+				if ca, err := st.ReadCA(c.Path); err == nil {
+					cas[c.Name] = ca
+				}
+			}
+			continue
+		}
+		ca, err := createCert(plan, c, st, keys[i], cas, now)
+		if err != nil {
+			r.Action, r.State = Failed, Invalid
+			r.Findings = []string{err.Error()}
+			continue
+		}
+		if c.Profile.IsCA {
+			cas[c.Name] = ca
+		}
+		r.Action, r.State, r.Findings = Created, Valid, nil
+	}
+	for j, k := range plan.Keys {
+		i := len(plan.Certs) + j
+		r := &results[i]
+		if r.State != Missing {
+			continue
+		}
+		if err := createKeyPair(k, st, keys[i]); err != nil {
+			r.Action, r.State = Failed, Invalid
+			r.Findings = []string{err.Error()}
+			continue
+		}
+		r.Action, r.State, r.Findings = Created, Valid, nil
+	}
+	return results, nil
+}
+
+// createCert issues one missing certificate, with a new key or the one on
+// disk. It returns the CA when the certificate is one.
+func createCert(plan *catalog.Plan, c catalog.CertSpec, st store.Store, key crypto.Signer, cas map[string]*pki.CA, now time.Time) (*pki.CA, error) {
+	newKey := key != nil
+	if !newKey {
+		k, err := st.ReadKey(c.Path)
+		if err != nil {
+			return nil, err
+		}
+		key = k
+	}
+	var ca *pki.CA
+	if c.Profile.IsCA {
+		var err error
+		if ca, err = pki.NewCA(key, c.Profile, now); err != nil {
+			return nil, err
+		}
+	} else {
+		signer, ok := cas[c.CA]
+		caSpec, _ := plan.Cert(c.CA)
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("cannot issue %s: CA %s is unusable", c.Name, st.CertPath(caSpec.Path))
+		case signer.Key == nil:
+			return nil, fmt.Errorf("cannot issue %s: %s is absent (external CA); have the external CA sign a CSR (kubepki certs generate-csr %s)", c.Name, st.KeyPath(caSpec.Path), c.Name)
+		}
+		cert, err := signer.Issue(key.Public(), c.Profile, now)
+		if err != nil {
+			return nil, err
+		}
+		ca = &pki.CA{Cert: cert}
+	}
+	// The key goes first: if the certificate write fails, the next run finds
+	// the key and issues a certificate for it.
+	if newKey {
+		if err := st.CreateKey(c.Path, key); err != nil {
+			return nil, err
+		}
+	}
+	if err := st.CreateCert(c.Path, ca.Cert); err != nil {
+		return nil, err
+	}
+	if !c.Profile.IsCA {
+		return nil, nil
+	}
+	ca.Key = key
+	return ca, nil
+}
+
+func createKeyPair(k catalog.KeySpec, st store.Store, key crypto.Signer) error {
+	if key == nil {
+		existing, err := st.ReadKey(k.Path)
+		if err != nil {
+			return err
+		}
+		key = existing
+	} else if err := st.CreateKey(k.Path, key); err != nil {
+		return err
+	}
+	return st.CreatePublicKey(k.Path, key.Public())
+}
+
+// generateKeys makes a key for every non-empty algorithm, in parallel.
+func generateKeys(ctx context.Context, algs []pki.KeyAlgorithm, opts Options) ([]crypto.Signer, error) {
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.NumCPU()
+	}
+	total := 0
+	for _, a := range algs {
+		if a != "" {
+			total++
+		}
+	}
+	keys := make([]crypto.Signer, len(algs))
+	errs := make([]error, len(algs))
+	jobs := make(chan int)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		done int
+	)
+	for range workers {
+		wg.Go(func() {
+			for i := range jobs {
+				keys[i], errs[i] = pki.GenerateKey(algs[i])
+				if opts.Progress != nil {
+					mu.Lock()
+					done++
+					opts.Progress(done, total)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+feed:
+	for i, a := range algs {
+		if a == "" {
+			continue
+		}
+		select {
+		case jobs <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for i, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("generate %s key: %w", algs[i], err)
+		}
+	}
+	return keys, nil
+}
