@@ -4,9 +4,11 @@ import (
 	_ "embed"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -45,9 +47,24 @@ func Load(path string) (*Cluster, error) {
 // Parse strictly decodes a spec: an unknown or misspelled field is an error
 // that names it. name is used in errors.
 func Parse(data []byte, name string) (*Cluster, error) {
-	var c Cluster
-	if err := yaml.UnmarshalStrict(data, &c); err != nil {
+	// sigs.k8s.io/json, as the Kubernetes API server uses it: field names
+	// match case-sensitively (encoding/json would take "serviceCidr" for
+	// serviceCIDR), and unknown or duplicate fields are errors with a path.
+	js, err := yaml.YAMLToJSONStrict(data)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	var c Cluster
+	strictErrs, err := kjson.UnmarshalStrict(js, &c, kjson.DisallowUnknownFields, kjson.DisallowDuplicateFields)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if len(strictErrs) > 0 {
+		msgs := make([]string, len(strictErrs))
+		for i, e := range strictErrs {
+			msgs[i] = e.Error()
+		}
+		return nil, fmt.Errorf("%s: %s", name, strings.Join(msgs, "; "))
 	}
 	if c.APIVersion != APIVersion || c.Kind != Kind {
 		return nil, fmt.Errorf("%s: apiVersion/kind is %q/%q, want %q/%q", name, c.APIVersion, c.Kind, APIVersion, Kind)
