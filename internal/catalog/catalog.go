@@ -53,6 +53,10 @@ type CertSpec struct {
 	KeyAlgorithm pki.KeyAlgorithm `json:"keyAlgorithm"`
 	// Node is set for certificates that belong to one node.
 	Node string `json:"node,omitempty"`
+	// Embedded certificates have no files in the PKI directory: they live
+	// only inside their kubeconfig (Plan.KubeconfigOf), as kubeadm's
+	// admin.conf and kubelet.conf client certificates do.
+	Embedded bool `json:"embedded,omitempty"`
 	// Profile is what the certificate must say.
 	Profile pki.Profile `json:"profile"`
 }
@@ -71,6 +75,8 @@ type Plan struct {
 	Profile Profile    `json:"profile"`
 	Certs   []CertSpec `json:"certificates"`
 	Keys    []KeySpec  `json:"keyPairs,omitempty"`
+	// Kubeconfigs embed client certificates of Certs.
+	Kubeconfigs []KubeconfigSpec `json:"kubeconfigs,omitempty"`
 }
 
 // Cert returns the certificate of the plan with the given name.
@@ -129,11 +135,28 @@ func New(c *cluster.Cluster, profile Profile) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	var plan *Plan
 	switch profile {
 	case Hardway:
-		return hardway(in), nil
+		plan = hardway(in)
+		hardwayKubeconfigs(in, plan)
 	case Kubeadm:
-		return kubeadm(in), nil
+		plan = kubeadm(in)
+		kubeadmKubeconfigs(in, plan)
+	default:
+		return nil, fmt.Errorf("unknown profile %q", profile)
 	}
-	return nil, fmt.Errorf("unknown profile %q", profile)
+	plan.Certs = append(plan.Certs, users(in)...)
+	return plan, nil
+}
+
+// users are the spec's extra people and bots: client certificates signed by
+// the cluster CA, in users/<name>, in both layouts.
+func users(in inputs) []CertSpec {
+	var out []CertSpec
+	for _, u := range in.c.Users {
+		out = append(out, in.leaf("user-"+u.Name, "ca", "users/"+u.Name, "client certificate of user "+u.Name,
+			in.leafSubject(u.Name, u.Groups...), pki.UsageClientAuth))
+	}
+	return out
 }

@@ -44,6 +44,7 @@ func TestGolden(t *testing.T) {
 			c.APIServer.Endpoint = "10.0.0.10:443"
 			c.APIServer.ExtraSANs = []string{"api.example.com"}
 			c.KeyAlgorithm = "RSA-2048"
+			c.Users = []cluster.User{{Name: "jane", Groups: []string{"developers", "oncall"}}}
 		}},
 	}
 	for _, tc := range tests {

@@ -98,6 +98,9 @@ func Validate(c *Cluster) []Finding {
 		if strings.TrimSpace(u.Name) == "" {
 			add(Error, f+".name", "must not be empty")
 		}
+		if strings.ContainsAny(u.Name, "/\\\x00") || strings.HasPrefix(u.Name, ".") {
+			add(Error, f+".name", "%q cannot name a file (users/<name>.crt): no slashes or leading dot", u.Name)
+		}
 		if seenUsers[u.Name] {
 			add(Error, f+".name", "duplicate user %q", u.Name)
 		}

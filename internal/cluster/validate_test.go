@@ -80,6 +80,7 @@ func TestValidate(t *testing.T) {
 		{"no nodes", func(c *Cluster) { c.Nodes = nil }, "nodes", Error, "at least one node"},
 		{"bad dns domain", func(c *Cluster) { c.DNSDomain = "-bad-" }, "dnsDomain", Error, "-bad-"},
 		{"user in masters", func(c *Cluster) { c.Users = []User{{Name: "jane", Groups: []string{"system:masters"}}} }, "users[0].groups", Warning, "bypasses RBAC"},
+		{"user name with slash", func(c *Cluster) { c.Users = []User{{Name: "../etc/passwd"}} }, "users[0].name", Error, "cannot name a file"},
 		{"duplicate user", func(c *Cluster) { c.Users = []User{{Name: "jane"}, {Name: "jane"}} }, "users[1].name", Error, "duplicate user"},
 	}
 	for _, tc := range tests {

@@ -3,12 +3,14 @@ package reconcile
 import (
 	"context"
 	"crypto"
+	"crypto/x509"
 	"fmt"
 	"runtime"
 	"sync"
 	"time"
 
 	"kubepki.dev/kubepki/internal/catalog"
+	"kubepki.dev/kubepki/internal/kubeconfig"
 	"kubepki.dev/kubepki/internal/pki"
 	"kubepki.dev/kubepki/internal/store"
 )
@@ -40,9 +42,10 @@ type Options struct {
 	Workers int
 }
 
-// Apply creates every missing CA, certificate and key pair of the plan,
-// reuses existing CAs (and existing keys whose certificate is missing), and
-// leaves everything else as it is. Keys are generated in parallel.
+// Apply creates every missing CA, certificate, key pair and kubeconfig of
+// the plan, reuses existing CAs (and existing keys whose certificate is
+// missing), and leaves everything else as it is. Keys are generated in
+// parallel. Results are in Examine's order.
 func Apply(ctx context.Context, plan *catalog.Plan, st store.Store, now time.Time, opts Options) ([]Result, error) {
 	statuses := Examine(plan, st, now)
 	results := make([]Result, len(statuses))
@@ -52,18 +55,14 @@ func Apply(ctx context.Context, plan *catalog.Plan, st store.Store, now time.Tim
 			results[i].Action = Untouched
 		}
 	}
+	items := planItems(plan)
 
 	// Generate every key that does not exist yet, in parallel: RSA-4096
 	// takes around a second per key, and a cluster needs a dozen.
 	algs := make([]pki.KeyAlgorithm, len(statuses))
 	for i, s := range statuses {
-		if s.State != Missing || s.KeyPresent {
-			continue
-		}
-		if i < len(plan.Certs) {
-			algs[i] = plan.Certs[i].KeyAlgorithm
-		} else {
-			algs[i] = plan.Keys[i-len(plan.Certs)].KeyAlgorithm
+		if s.State == Missing && !s.KeyPresent {
+			algs[i] = items[i].alg
 		}
 	}
 	keys, err := generateKeys(ctx, algs, opts)
@@ -72,41 +71,133 @@ func Apply(ctx context.Context, plan *catalog.Plan, st store.Store, now time.Tim
 	}
 
 	cas := map[string]*pki.CA{}
-	for i, c := range plan.Certs {
-		r := &results[i]
-		if r.State != Missing {
-			if c.Profile.IsCA {
-				if ca, err := st.ReadCA(c.Path); err == nil {
-					cas[c.Name] = ca
-				}
-			}
-			continue
-		}
-		ca, err := createCert(plan, c, st, keys[i], cas, now)
-		if err != nil {
-			r.Action, r.State = Failed, Invalid
-			r.Findings = []string{err.Error()}
-			continue
-		}
-		if c.Profile.IsCA {
-			cas[c.Name] = ca
-		}
-		r.Action, r.State, r.Findings = Created, Valid, nil
+	fail := func(r *Result, err error) {
+		r.Action, r.State, r.Findings = Failed, Invalid, []string{err.Error()}
 	}
-	for j, k := range plan.Keys {
-		i := len(plan.Certs) + j
+	for i, it := range items {
 		r := &results[i]
-		if r.State != Missing {
-			continue
-		}
-		if err := createKeyPair(k, st, keys[i]); err != nil {
-			r.Action, r.State = Failed, Invalid
-			r.Findings = []string{err.Error()}
-			continue
+		switch {
+		case it.cert != nil:
+			c := *it.cert
+			if r.State != Missing {
+				if c.Profile.IsCA {
+					if ca, err := st.ReadCA(c.Path); err == nil {
+						cas[c.Name] = ca
+					}
+				}
+				continue
+			}
+			ca, err := createCert(plan, c, st, keys[i], cas, now)
+			if err != nil {
+				fail(r, err)
+				continue
+			}
+			if c.Profile.IsCA {
+				cas[c.Name] = ca
+			}
+		case it.keyPair != nil:
+			if r.State != Missing {
+				continue
+			}
+			if err := createKeyPair(*it.keyPair, st, keys[i]); err != nil {
+				fail(r, err)
+				continue
+			}
+		case it.kubeconfig != nil:
+			if r.State != Missing {
+				continue
+			}
+			if err := createKubeconfig(plan, *it.kubeconfig, st, keys[i], cas, now); err != nil {
+				fail(r, err)
+				continue
+			}
 		}
 		r.Action, r.State, r.Findings = Created, Valid, nil
 	}
 	return results, nil
+}
+
+// item is one entry of Examine's list, with what Apply needs to create it.
+type item struct {
+	cert       *catalog.CertSpec
+	keyPair    *catalog.KeySpec
+	kubeconfig *catalog.KubeconfigSpec
+	alg        pki.KeyAlgorithm
+}
+
+// planItems lists the plan in Examine's order.
+func planItems(plan *catalog.Plan) []item {
+	var out []item
+	for i := range plan.Certs {
+		if c := &plan.Certs[i]; !c.Embedded {
+			out = append(out, item{cert: c, alg: c.KeyAlgorithm})
+		}
+	}
+	for i := range plan.Keys {
+		out = append(out, item{keyPair: &plan.Keys[i], alg: plan.Keys[i].KeyAlgorithm})
+	}
+	for i := range plan.Kubeconfigs {
+		k := &plan.Kubeconfigs[i]
+		it := item{kubeconfig: k}
+		// A kubeconfig whose certificate lives only inside it needs a key.
+		if c, ok := plan.Cert(k.Cert); ok && c.Embedded {
+			it.alg = c.KeyAlgorithm
+		}
+		out = append(out, it)
+	}
+	return out
+}
+
+// createKubeconfig writes a missing kubeconfig, embedding either a new
+// certificate issued for it or the certificate of the PKI directory.
+func createKubeconfig(plan *catalog.Plan, k catalog.KubeconfigSpec, st store.Store, key crypto.Signer, cas map[string]*pki.CA, now time.Time) error {
+	c, ok := plan.Cert(k.Cert)
+	if !ok {
+		return fmt.Errorf("kubeconfig %s: certificate %s not in plan", k.Name, k.Cert)
+	}
+	ca, err := signingCA(plan, c, st, cas)
+	if err != nil {
+		return err
+	}
+	var cert *x509.Certificate
+	if c.Embedded {
+		if key == nil {
+			return fmt.Errorf("kubeconfig %s: no key generated", k.Name)
+		}
+		if cert, err = ca.Issue(key.Public(), c.Profile, now); err != nil {
+			return err
+		}
+	} else {
+		if cert, err = st.ReadCert(c.Path); err != nil {
+			return fmt.Errorf("kubeconfig %s: %w", k.Name, err)
+		}
+		if key, err = st.ReadKey(c.Path); err != nil {
+			return fmt.Errorf("kubeconfig %s: %w", k.Name, err)
+		}
+	}
+	keyPEM, err := pki.EncodeKey(key)
+	if err != nil {
+		return err
+	}
+	cfg := kubeconfig.New(kubeconfig.Params{
+		Cluster: k.Cluster, User: k.User, Context: k.Context(), Server: k.Server,
+		CA: pki.EncodeCert(ca.Cert), Cert: pki.EncodeCert(cert), Key: keyPEM,
+	})
+	return kubeconfig.Create(st.KubeconfigPath(k.File), cfg)
+}
+
+// signingCA returns the CA that signs c; it must have its key only when a
+// certificate is to be issued (the caller checks via Issue).
+func signingCA(plan *catalog.Plan, c catalog.CertSpec, st store.Store, cas map[string]*pki.CA) (*pki.CA, error) {
+	ca, ok := cas[c.CA]
+	caSpec, _ := plan.Cert(c.CA)
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("cannot issue %s: CA %s is unusable", c.Name, st.CertPath(caSpec.Path))
+	case ca.Key == nil && (c.Embedded || !store.Exists(st.CertPath(c.Path))):
+		return nil, fmt.Errorf("cannot issue %s: %s is absent (external CA); have the external CA sign a CSR (kubepki certs generate-csr %s)", c.Name, st.KeyPath(caSpec.Path), c.Name)
+	}
+	return ca, nil
 }
 
 // createCert issues one missing certificate, with a new key or the one on
@@ -127,13 +218,9 @@ func createCert(plan *catalog.Plan, c catalog.CertSpec, st store.Store, key cryp
 			return nil, err
 		}
 	} else {
-		signer, ok := cas[c.CA]
-		caSpec, _ := plan.Cert(c.CA)
-		switch {
-		case !ok:
-			return nil, fmt.Errorf("cannot issue %s: CA %s is unusable", c.Name, st.CertPath(caSpec.Path))
-		case signer.Key == nil:
-			return nil, fmt.Errorf("cannot issue %s: %s is absent (external CA); have the external CA sign a CSR (kubepki certs generate-csr %s)", c.Name, st.KeyPath(caSpec.Path), c.Name)
+		signer, err := signingCA(plan, c, st, cas)
+		if err != nil {
+			return nil, err
 		}
 		cert, err := signer.Issue(key.Public(), c.Profile, now)
 		if err != nil {

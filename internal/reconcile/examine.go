@@ -4,6 +4,8 @@
 package reconcile
 
 import (
+	"bytes"
+	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"kubepki.dev/kubepki/internal/catalog"
+	"kubepki.dev/kubepki/internal/kubeconfig"
 	"kubepki.dev/kubepki/internal/pki"
 	"kubepki.dev/kubepki/internal/store"
 )
@@ -34,24 +37,49 @@ const (
 	Invalid State = "invalid"
 )
 
-// Status is the state of one certificate or key pair of the plan.
+// Kind is the kind of a plan item.
+type Kind string
+
+// Item kinds.
+const (
+	KindCA         Kind = "ca"
+	KindCert       Kind = "cert"
+	KindKeyPair    Kind = "keypair"
+	KindKubeconfig Kind = "kubeconfig"
+)
+
+// Status is the state of one item of the plan.
 type Status struct {
 	Name     string    `json:"name"`
+	Kind     Kind      `json:"kind"`
 	Path     string    `json:"path"`
 	IsCA     bool      `json:"isCA,omitempty"`
 	State    State     `json:"state"`
 	NotAfter time.Time `json:"notAfter,omitzero"`
-	// KeyPresent says whether the private key file exists.
+	// KeyPresent says whether the private key exists.
 	KeyPresent bool `json:"keyPresent"`
 	// Findings explain every state but Valid, one line each.
 	Findings []string `json:"findings,omitempty"`
 }
 
-// Examine reads the directory and reports every item of the plan in order.
+// bad records a finding and raises the state to at least state.
+func (s *Status) bad(state State, format string, args ...any) {
+	if rank(state) > rank(s.State) {
+		s.State = state
+	}
+	s.Findings = append(s.Findings, fmt.Sprintf(format, args...))
+}
+
+// Examine reads the directory and reports every item of the plan in order:
+// certificates with files, key pairs, then kubeconfigs (which include the
+// certificates embedded only in them).
 func Examine(plan *catalog.Plan, st store.Store, now time.Time) []Status {
 	cas := map[string]*x509.Certificate{}
 	var out []Status
 	for _, c := range plan.Certs {
+		if c.Embedded {
+			continue
+		}
 		s, cert := examineCert(plan, c, st, cas, now)
 		if c.Profile.IsCA && cert != nil {
 			cas[c.Name] = cert
@@ -61,38 +89,35 @@ func Examine(plan *catalog.Plan, st store.Store, now time.Time) []Status {
 	for _, k := range plan.Keys {
 		out = append(out, examineKeyPair(k, st))
 	}
+	for _, k := range plan.Kubeconfigs {
+		out = append(out, examineKubeconfig(plan, k, st, cas, now))
+	}
 	return out
 }
 
 func examineCert(plan *catalog.Plan, c catalog.CertSpec, st store.Store, cas map[string]*x509.Certificate, now time.Time) (Status, *x509.Certificate) {
-	s := Status{Name: c.Name, Path: st.CertPath(c.Path), IsCA: c.Profile.IsCA}
+	s := Status{Name: c.Name, Kind: KindCert, Path: st.CertPath(c.Path), IsCA: c.Profile.IsCA}
+	if c.Profile.IsCA {
+		s.Kind = KindCA
+	}
 	key, keyErr := st.ReadKey(c.Path)
 	s.KeyPresent = !errors.Is(keyErr, fs.ErrNotExist)
 	cert, err := st.ReadCert(c.Path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		s.State = Missing
-		if s.KeyPresent && keyErr == nil {
+		switch {
+		case s.KeyPresent && keyErr != nil:
+			s.bad(Invalid, "%v", keyErr)
+		case s.KeyPresent:
 			s.Findings = append(s.Findings, fmt.Sprintf("certificate missing; existing key %s will be reused", st.KeyPath(c.Path)))
-		} else {
+		default:
 			s.Findings = append(s.Findings, "certificate missing")
-		}
-		if keyErr != nil && s.KeyPresent {
-			s.State = Invalid
-			s.Findings = append(s.Findings, keyErr.Error())
 		}
 		return s, nil
 	case err != nil:
-		s.State = Invalid
-		s.Findings = append(s.Findings, err.Error())
+		s.bad(Invalid, "%v", err)
 		return s, nil
-	}
-	s.NotAfter = cert.NotAfter
-	bad := func(state State, format string, args ...any) {
-		if rank(state) > rank(s.State) {
-			s.State = state
-		}
-		s.Findings = append(s.Findings, fmt.Sprintf(format, args...))
 	}
 	s.State = Valid
 	switch {
@@ -100,39 +125,47 @@ func examineCert(plan *catalog.Plan, c catalog.CertSpec, st store.Store, cas map
 		s.State = External
 		s.Findings = append(s.Findings, "CA key absent: external CA, certificates it signs cannot be issued here")
 	case !s.KeyPresent:
-		bad(Invalid, "private key %s missing", st.KeyPath(c.Path))
+		s.bad(Invalid, "private key %s missing", st.KeyPath(c.Path))
 	case keyErr != nil:
-		bad(Invalid, "%v", keyErr)
-	case !pki.KeyMatches(cert.PublicKey, key):
-		bad(Invalid, "private key %s does not match the certificate", st.KeyPath(c.Path))
+		s.bad(Invalid, "%v", keyErr)
+	}
+	checkCert(&s, plan, c, cert, key, cas, now)
+	return s, cert
+}
+
+// checkCert adds the findings of a certificate (and its key, if known)
+// against its spec and CA.
+func checkCert(s *Status, plan *catalog.Plan, c catalog.CertSpec, cert *x509.Certificate, key crypto.Signer, cas map[string]*x509.Certificate, now time.Time) {
+	s.NotAfter = cert.NotAfter
+	if key != nil && !pki.KeyMatches(cert.PublicKey, key) {
+		s.bad(Invalid, "private key does not match the certificate")
 	}
 	if c.CA != "" {
 		ca, ok := cas[c.CA]
 		caSpec, _ := plan.Cert(c.CA)
 		switch {
 		case !ok:
-			bad(Invalid, "signing CA %s unreadable or missing", st.CertPath(caSpec.Path))
+			s.bad(Invalid, "signing CA %s unreadable or missing", caSpec.Path+".crt")
 		case cert.CheckSignatureFrom(ca) != nil:
-			bad(Invalid, "not signed by CA %s (%s)", c.CA, st.CertPath(caSpec.Path))
+			s.bad(Invalid, "not signed by CA %s (%s.crt)", c.CA, caSpec.Path)
 		case cert.NotAfter.After(ca.NotAfter):
-			bad(Drifted, "outlives its CA: NotAfter %s is after the CA's %s", cert.NotAfter.UTC().Format(time.RFC3339), ca.NotAfter.UTC().Format(time.RFC3339))
+			s.bad(Drifted, "outlives its CA: NotAfter %s is after the CA's %s", cert.NotAfter.UTC().Format(time.RFC3339), ca.NotAfter.UTC().Format(time.RFC3339))
 		}
 	} else if cert.CheckSignatureFrom(cert) != nil {
-		bad(Invalid, "CA certificate is not self-signed")
+		s.bad(Invalid, "CA certificate is not self-signed")
 	}
 	for _, d := range pki.Diff(cert, c.Profile) {
-		bad(Drifted, "%s", d)
+		s.bad(Drifted, "%s", d)
 	}
 	if now.After(cert.NotAfter) {
-		bad(Expired, "expired on %s", cert.NotAfter.UTC().Format(time.RFC3339))
+		s.bad(Expired, "expired on %s", cert.NotAfter.UTC().Format(time.RFC3339))
 	} else if now.Before(cert.NotBefore) {
-		bad(Expired, "not valid before %s", cert.NotBefore.UTC().Format(time.RFC3339))
+		s.bad(Expired, "not valid before %s", cert.NotBefore.UTC().Format(time.RFC3339))
 	}
-	return s, cert
 }
 
 func examineKeyPair(k catalog.KeySpec, st store.Store) Status {
-	s := Status{Name: k.Name, Path: st.KeyPath(k.Path), State: Valid}
+	s := Status{Name: k.Name, Kind: KindKeyPair, Path: st.KeyPath(k.Path), State: Valid}
 	key, err := st.ReadKey(k.Path)
 	s.KeyPresent = !errors.Is(err, fs.ErrNotExist)
 	switch {
@@ -141,8 +174,7 @@ func examineKeyPair(k catalog.KeySpec, st store.Store) Status {
 		s.Findings = append(s.Findings, "key pair missing")
 		return s
 	case err != nil:
-		s.State = Invalid
-		s.Findings = append(s.Findings, err.Error())
+		s.bad(Invalid, "%v", err)
 		return s
 	}
 	pub, err := st.ReadPublicKey(k.Path)
@@ -151,13 +183,79 @@ func examineKeyPair(k catalog.KeySpec, st store.Store) Status {
 		s.State = Missing
 		s.Findings = append(s.Findings, fmt.Sprintf("public key %s missing; it will be derived from the private key", st.PubPath(k.Path)))
 	case err != nil:
-		s.State = Invalid
-		s.Findings = append(s.Findings, err.Error())
+		s.bad(Invalid, "%v", err)
 	case !pki.KeyMatches(pub, key):
-		s.State = Invalid
-		s.Findings = append(s.Findings, fmt.Sprintf("%s does not match %s", st.PubPath(k.Path), st.KeyPath(k.Path)))
+		s.bad(Invalid, "%s does not match %s", st.PubPath(k.Path), st.KeyPath(k.Path))
 	}
 	return s
+}
+
+// examineKubeconfig checks a kubeconfig's server, CA data and client
+// certificate: for an embedded-only certificate everything a certificate
+// file gets; otherwise that it is the current certificate of the PKI
+// directory.
+func examineKubeconfig(plan *catalog.Plan, k catalog.KubeconfigSpec, st store.Store, cas map[string]*x509.Certificate, now time.Time) Status {
+	path := st.KubeconfigPath(k.File)
+	s := Status{Name: k.Name, Kind: KindKubeconfig, Path: path, State: Valid}
+	cfg, err := kubeconfig.Load(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		s.State = Missing
+		s.Findings = append(s.Findings, "kubeconfig missing")
+		return s
+	case err != nil:
+		s.bad(Invalid, "%v", err)
+		return s
+	}
+	cl, _, err := kubeconfig.Current(cfg)
+	if err != nil {
+		s.bad(Invalid, "%v", err)
+		return s
+	}
+	if cl.Server != k.Server {
+		s.bad(Drifted, "server is %s, want %s", cl.Server, k.Server)
+	}
+	c, _ := plan.Cert(k.Cert)
+	if ca, ok := cas[c.CA]; ok && !containsCert(cl.CertificateAuthorityData, ca) {
+		s.bad(Drifted, "certificate-authority-data does not contain CA %s", c.CA)
+	}
+	cert, key, err := kubeconfig.ClientPair(cfg)
+	if err != nil {
+		s.bad(Invalid, "%v", err)
+		return s
+	}
+	s.KeyPresent = key != nil
+	if key == nil {
+		s.bad(Invalid, "client-key-data missing")
+	}
+	if c.Embedded {
+		checkCert(&s, plan, c, cert, key, cas, now)
+		return s
+	}
+	s.NotAfter = cert.NotAfter
+	if onDisk, err := st.ReadCert(c.Path); err == nil && !onDisk.Equal(cert) {
+		s.bad(Drifted, "embedded client certificate is not the current %s", st.CertPath(c.Path))
+	}
+	if key != nil && !pki.KeyMatches(cert.PublicKey, key) {
+		s.bad(Invalid, "client-key-data does not match client-certificate-data")
+	}
+	if now.After(cert.NotAfter) {
+		s.bad(Expired, "embedded client certificate expired on %s", cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return s
+}
+
+func containsCert(pemData []byte, want *x509.Certificate) bool {
+	certs, err := pki.ParseCerts(pemData)
+	if err != nil {
+		return false
+	}
+	for _, c := range certs {
+		if bytes.Equal(c.Raw, want.Raw) {
+			return true
+		}
+	}
+	return false
 }
 
 // rank orders states by severity, so a status shows its worst finding.

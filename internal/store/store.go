@@ -17,6 +17,18 @@ import (
 // relative to Dir ("etcd/server"); the extensions are added here.
 type Store struct {
 	Dir string
+	// KubeconfigDir holds the kubeconfigs: Dir itself in the hard-way
+	// layout, its parent (/etc/kubernetes) in kubeadm's.
+	KubeconfigDir string
+}
+
+// KubeconfigPath is the path of a kubeconfig file name.
+func (s Store) KubeconfigPath(file string) string {
+	dir := s.KubeconfigDir
+	if dir == "" {
+		dir = s.Dir
+	}
+	return filepath.Join(dir, file)
 }
 
 // CertPath is the certificate file of a stem.

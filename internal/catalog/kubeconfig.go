@@ -1,0 +1,110 @@
+package catalog
+
+import (
+	"net"
+
+	"kubepki.dev/kubepki/internal/pki"
+)
+
+// KubeconfigSpec is one kubeconfig of the plan: a client certificate of the
+// plan, embedded with its CA and the server it talks to.
+type KubeconfigSpec struct {
+	// Name identifies the kubeconfig ("admin", "kubelet-node-0").
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	// File is the file name, relative to the kubeconfig directory.
+	File string `json:"file"`
+	// Server is the API server URL.
+	Server string `json:"server"`
+	// Cluster and User name the kubeconfig's cluster and user entries; the
+	// context is User@Cluster, as kubeadm names it.
+	Cluster string `json:"cluster"`
+	User    string `json:"user"`
+	// Cert is the Name of the client certificate of the plan it embeds.
+	Cert string `json:"cert"`
+	// Node is set for a node's kubelet kubeconfig.
+	Node string `json:"node,omitempty"`
+}
+
+// Context is the name of the kubeconfig's only context.
+func (k KubeconfigSpec) Context() string { return k.User + "@" + k.Cluster }
+
+// Kubeconfig returns the kubeconfig of the plan with the given name.
+func (p *Plan) Kubeconfig(name string) (KubeconfigSpec, bool) {
+	for _, k := range p.Kubeconfigs {
+		if k.Name == name {
+			return k, true
+		}
+	}
+	return KubeconfigSpec{}, false
+}
+
+// KubeconfigOf returns the kubeconfig that holds an embedded-only
+// certificate (CertSpec.Embedded).
+func (p *Plan) KubeconfigOf(cert string) (KubeconfigSpec, bool) {
+	for _, k := range p.Kubeconfigs {
+		if k.Cert == cert {
+			return k, true
+		}
+	}
+	return KubeconfigSpec{}, false
+}
+
+// servers returns the API server URLs: the endpoint everyone outside the
+// control plane uses, and the local one components on a control-plane node
+// use (same port on 127.0.0.1), as kubeadm and the hard way both do.
+func (in inputs) servers() (endpoint, local string) {
+	_, port, _ := net.SplitHostPort(in.c.APIServer.Endpoint)
+	return "https://" + in.c.APIServer.Endpoint, "https://" + net.JoinHostPort("127.0.0.1", port)
+}
+
+// hardwayKubeconfigs are the kubeconfigs of "Kubernetes the Hard Way", each
+// embedding a certificate that also lives in the PKI directory.
+func hardwayKubeconfigs(in inputs, p *Plan) {
+	endpoint, local := in.servers()
+	add := func(name, cert, user, server, node, desc string) {
+		p.Kubeconfigs = append(p.Kubeconfigs, KubeconfigSpec{
+			Name: name, Description: desc, File: name + ".kubeconfig", Server: server,
+			Cluster: in.c.Name, User: user, Cert: cert, Node: node,
+		})
+	}
+	for _, n := range in.c.Workers() {
+		add(n.Name, n.Name, "system:node:"+n.Name, endpoint, n.Name, "kubelet of node "+n.Name)
+	}
+	add("kube-proxy", "kube-proxy", "system:kube-proxy", endpoint, "", "kube-proxy on every worker")
+	add("kube-controller-manager", "kube-controller-manager", "system:kube-controller-manager", local, "", "kube-controller-manager on the control plane")
+	add("kube-scheduler", "kube-scheduler", "system:kube-scheduler", local, "", "kube-scheduler on the control plane")
+	add("admin", "admin", "admin", endpoint, "", "the cluster administrator's kubectl")
+}
+
+// kubeadmKubeconfigs are kubeadm v1.37's kubeconfigs. Their client
+// certificates exist only inside them (CertSpec.Embedded), as kubeadm does.
+func kubeadmKubeconfigs(in inputs, p *Plan) {
+	endpoint, local := in.servers()
+	client := pki.UsageClientAuth
+	add := func(name, file, server, node, desc string, subj pki.Subject) {
+		cert := in.leaf(name, "ca", "", "client certificate embedded in "+file, subj, client)
+		cert.Embedded, cert.Node = true, node
+		p.Certs = append(p.Certs, cert)
+		p.Kubeconfigs = append(p.Kubeconfigs, KubeconfigSpec{
+			Name: name, Description: desc, File: file, Server: server,
+			Cluster: in.c.Name, User: subj.CommonName, Cert: name, Node: node,
+		})
+	}
+	// admin.conf is in kubeadm:cluster-admins, which kubeadm binds to
+	// cluster-admin; only super-admin.conf is in system:masters, the group
+	// RBAC cannot revoke.
+	add("admin.conf", "admin.conf", endpoint, "", "the cluster administrator (kubeadm:cluster-admins, bound to cluster-admin)",
+		in.leafSubject("kubernetes-admin", "kubeadm:cluster-admins"))
+	add("super-admin.conf", "super-admin.conf", endpoint, "", "break-glass super user (system:masters bypasses RBAC)",
+		in.leafSubject("kubernetes-super-admin", "system:masters"))
+	add("controller-manager.conf", "controller-manager.conf", local, "", "kube-controller-manager",
+		in.leafSubject("system:kube-controller-manager"))
+	add("scheduler.conf", "scheduler.conf", local, "", "kube-scheduler",
+		in.leafSubject("system:kube-scheduler"))
+	for _, n := range in.c.Nodes {
+		add("kubelet-"+n.Name+".conf", "kubelet-"+n.Name+".conf", endpoint, n.Name, "kubelet of node "+n.Name+" (installed as /etc/kubernetes/kubelet.conf)",
+			in.leafSubject("system:node:"+n.Name, "system:nodes"))
+	}
+}
+

@@ -1,0 +1,128 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"kubepki.dev/kubepki/internal/cluster"
+)
+
+func newConfigCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Print, check and import cluster specs",
+	}
+	cmd.AddCommand(newConfigDefaultCmd(e), newConfigLintCmd(e), newConfigImportCmd(e))
+	return cmd
+}
+
+func newConfigDefaultCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "default",
+		Short: "Print the embedded default cluster spec",
+		Long: `Print the embedded default cluster spec: the topology of "Kubernetes the Hard Way"
+(control plane "server", workers node-0 and node-1, service CIDR 10.32.0.0/24,
+pod CIDR 10.200.0.0/16). Save it, edit it, and pass it to --config.`,
+		Example: "  kubepki config default > cluster.yaml",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := e.stdout.Write(cluster.DefaultYAML())
+			return err
+		},
+	}
+}
+
+func newConfigLintCmd(e *env) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "lint FILE",
+		Short: "Validate a cluster spec",
+		Long: `Validate a cluster spec: unknown fields, CIDRs and IPs, node names, duplicate
+nodes, validity periods and risky identities. One line per finding; exit 3 if
+any finding is an error, 0 otherwise.`,
+		Example: "  kubepki config lint cluster.yaml",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := readInput(e, args[0])
+			if err != nil {
+				return err
+			}
+			c, err := cluster.Parse(data, args[0])
+			if err != nil {
+				return err
+			}
+			fs := cluster.Validate(c)
+			if err := printFindings(e.stdout, output, args[0], fs); err != nil {
+				return err
+			}
+			if cluster.HasErrors(fs) {
+				return findings("%s: %d finding(s), errors among them", args[0], len(fs))
+			}
+			return nil
+		},
+	}
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+func printFindings(w io.Writer, output, name string, fs []cluster.Finding) error {
+	if fs == nil {
+		fs = []cluster.Finding{}
+	}
+	return print(w, output, fs, func(w io.Writer) error {
+		if len(fs) == 0 {
+			fmt.Fprintf(w, "%s: ok\n", name)
+		}
+		for _, f := range fs {
+			fmt.Fprintf(w, "%s: %s\n", name, f)
+		}
+		return nil
+	})
+}
+
+func newConfigImportCmd(e *env) *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "import-openssl CA.CONF",
+		Short: "Convert a Kubernetes-the-Hard-Way openssl ca.conf into a cluster spec",
+		Long: `Read an openssl ca.conf in the style of "Kubernetes the Hard Way" and print the
+equivalent cluster spec on stdout, with lint findings on stderr for the mistakes
+that tutorial is known to carry (the system:system:kube-scheduler group,
+kubernetes.svc.cluster.local, legacy nsCertType/nsComment, misshapen node
+certificates, admin in system:masters). Exit 3 if a finding is an error.`,
+		Example: "  kubepki config import-openssl ca.conf > cluster.yaml\n  kubepki init --config cluster.yaml",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := readInput(e, args[0])
+			if err != nil {
+				return err
+			}
+			c, fs, err := cluster.ImportOpenSSL(data, args[0])
+			if err != nil {
+				return err
+			}
+			spec, err := cluster.Marshal(c)
+			if err != nil {
+				return err
+			}
+			for _, f := range fs {
+				fmt.Fprintf(e.stderr, "%s\n", f)
+			}
+			if out != "" {
+				if err := writeUserFile(out, spec); err != nil {
+					return err
+				}
+			} else if _, err := e.stdout.Write(spec); err != nil {
+				return err
+			}
+			if cluster.HasErrors(fs) {
+				return findings("%s: %d finding(s), errors among them", args[0], len(fs))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&out, "out", "f", "", "write the spec to this file (refuses to overwrite) instead of stdout")
+	return cmd
+}

@@ -1,0 +1,141 @@
+// Package cli is kubepki's command line: cobra commands that parse flags,
+// call the packages that do the work, and print. Nothing imports it but main.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes scripts can rely on.
+const (
+	ExitOK = 0
+	// ExitError: the command failed.
+	ExitError = 1
+	// ExitUsage: bad flags or arguments.
+	ExitUsage = 2
+	// ExitFindings: the command ran, and what it checked is not clean
+	// (verify found problems, lint found errors, init left drift untouched).
+	ExitFindings = 3
+)
+
+// exitError carries an exit code through cobra.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// findings returns an error that exits with ExitFindings after msg.
+func findings(format string, args ...any) error {
+	return &exitError{code: ExitFindings, err: fmt.Errorf(format, args...)}
+}
+
+func usageError(format string, args ...any) error {
+	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// env is what commands share: streams and the clock.
+type env struct {
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	now    func() time.Time
+}
+
+// Main runs kubepki with args and returns the process exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, now: time.Now}
+	if v := os.Getenv("KUBEPKI_NOW"); v != "" {
+		// A fixed clock for tests of expiry behaviour.
+		if t, err := time.Parse(time.RFC3339, v); err == nil {
+			e.now = func() time.Time { return t }
+		}
+	}
+	root := newRoot(e)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintf(stderr, "kubepki: %v\n", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	if isFlagError(err) {
+		return ExitUsage
+	}
+	return ExitError
+}
+
+func newRoot(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "kubepki",
+		Short: "Own a Kubernetes cluster's PKI end to end",
+		Long: `kubepki creates, checks and maintains every certificate a Kubernetes cluster needs,
+from one declarative cluster spec (or the embedded default, or an imported
+Kubernetes-the-Hard-Way ca.conf), in the hard-way or the kubeadm layout.
+
+Exit codes: 0 ok, 1 error, 2 usage, 3 findings (verify/lint/init found problems).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(e.stdin)
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError("%v", err) })
+	root.AddCommand(
+		newVersionCmd(e),
+		newConfigCmd(e),
+		newInitCmd(e),
+		newVerifyCmd(e),
+		newInspectCmd(e),
+	)
+	return root
+}
+
+func isFlagError(err error) bool {
+	var ee *exitError
+	return errors.As(err, &ee) && ee.code == ExitUsage
+}
+
+func newVersionCmd(e *env) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "version",
+		Short: "Print kubepki's version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v := struct {
+				Version   string `json:"version"`
+				GoVersion string `json:"goVersion"`
+			}{Version: "(devel)"}
+			if bi, ok := debug.ReadBuildInfo(); ok {
+				v.GoVersion = bi.GoVersion
+				if bi.Main.Version != "" {
+					v.Version = bi.Main.Version
+				}
+			}
+			return print(e.stdout, output, v, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "kubepki %s (%s)\n", v.Version, v.GoVersion)
+				return err
+			})
+		},
+	}
+	addOutputFlag(cmd, &output)
+	return cmd
+}

@@ -1,0 +1,147 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"kubepki.dev/kubepki/internal/catalog"
+	"kubepki.dev/kubepki/internal/cluster"
+	"kubepki.dev/kubepki/internal/pki"
+	"kubepki.dev/kubepki/internal/store"
+)
+
+// specFlags are the flags every command that reads a plan shares.
+type specFlags struct {
+	config  string
+	dir     string
+	profile string
+	keyAlg  string
+	kcDir   string
+}
+
+func (f *specFlags) add(cmd *cobra.Command, withKeyAlg bool) {
+	cmd.Flags().StringVar(&f.config, "config", "", "cluster spec file (default: the embedded default, see 'kubepki config default')")
+	cmd.Flags().StringVar(&f.dir, "dir", "pki", "PKI directory")
+	cmd.Flags().StringVar(&f.profile, "profile", "", "layout: hardway or kubeadm (default: detected from --dir, else hardway)")
+	_ = cmd.RegisterFlagCompletionFunc("profile", cobra.FixedCompletions([]string{"hardway", "kubeadm"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.MarkFlagFilename("config", "yaml", "yml")
+	_ = cmd.MarkFlagDirname("dir")
+	cmd.Flags().StringVar(&f.kcDir, "kubeconfig-dir", "", "directory of the kubeconfigs (default: --dir for hardway, its parent for kubeadm, as /etc/kubernetes holds /etc/kubernetes/pki)")
+	_ = cmd.MarkFlagDirname("kubeconfig-dir")
+	if withKeyAlg {
+		var names []string
+		for _, a := range pki.KeyAlgorithms() {
+			names = append(names, string(a))
+		}
+		cmd.Flags().StringVar(&f.keyAlg, "key-algorithm", "", "key algorithm for new keys: "+strings.Join(names, ", ")+" (default: the spec's, ECDSA-P256)")
+		_ = cmd.RegisterFlagCompletionFunc("key-algorithm", cobra.FixedCompletions(names, cobra.ShellCompDirectiveNoFileComp))
+	}
+}
+
+// load reads and validates the spec and builds the plan for the profile.
+func (f *specFlags) load() (*cluster.Cluster, *catalog.Plan, error) {
+	c := cluster.Default()
+	if f.config != "" {
+		var err error
+		if c, err = cluster.Load(f.config); err != nil {
+			return nil, nil, err
+		}
+	}
+	if f.keyAlg != "" {
+		alg, err := pki.ParseKeyAlgorithm(f.keyAlg)
+		if err != nil {
+			return nil, nil, usageError("--key-algorithm: %v", err)
+		}
+		c.KeyAlgorithm = string(alg)
+	}
+	name := f.config
+	if name == "" {
+		name = "embedded default"
+	}
+	for _, fd := range cluster.Validate(c) {
+		if fd.Severity == cluster.Error {
+			return nil, nil, fmt.Errorf("%s: %s: %s (run 'kubepki config lint' for every finding)", name, fd.Field, fd.Message)
+		}
+	}
+	profile, err := f.resolveProfile()
+	if err != nil {
+		return nil, nil, err
+	}
+	plan, err := catalog.New(c, profile)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, plan, nil
+}
+
+// resolveProfile takes --profile, or recognises the layout of --dir by its
+// API server certificate, or defaults to hardway.
+func (f *specFlags) resolveProfile() (catalog.Profile, error) {
+	if f.profile != "" {
+		p, err := catalog.ParseProfile(f.profile)
+		if err != nil {
+			return "", usageError("--profile: %v", err)
+		}
+		return p, nil
+	}
+	st := store.Store{Dir: f.dir}
+	switch {
+	case store.Exists(st.CertPath("apiserver")) || store.Exists(st.CertPath("etcd/ca")):
+		return catalog.Kubeadm, nil
+	default:
+		return catalog.Hardway, nil
+	}
+}
+
+// store is the PKI directory of the plan's profile.
+func (f *specFlags) store(p catalog.Profile) store.Store {
+	st := store.Store{Dir: f.dir, KubeconfigDir: f.kcDir}
+	if st.KubeconfigDir == "" {
+		st.KubeconfigDir = f.dir
+		if p == catalog.Kubeadm {
+			st.KubeconfigDir = filepath.Dir(filepath.Clean(f.dir))
+		}
+	}
+	return st
+}
+
+// maxInput bounds what kubepki reads from one user-supplied file.
+const maxInput = 16 << 20
+
+// readInput reads a file, or stdin for "-", refusing anything over maxInput.
+func readInput(e *env, path string) ([]byte, error) {
+	var r io.Reader = e.stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	data, err := io.ReadAll(io.LimitReader(r, maxInput+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(data) > maxInput {
+		return nil, fmt.Errorf("read %s: larger than %d MiB", path, maxInput>>20)
+	}
+	return data, nil
+}
+
+// writeUserFile creates a file the user asked for, never overwriting one.
+func writeUserFile(path string, data []byte) error {
+	if err := store.Create(path, data, store.CertMode); err != nil {
+		if errors.Is(err, store.ErrExists) {
+			return fmt.Errorf("%s already exists; not overwriting it", path)
+		}
+		return err
+	}
+	return nil
+}
