@@ -77,6 +77,8 @@ type Plan struct {
 	Keys    []KeySpec  `json:"keyPairs,omitempty"`
 	// Kubeconfigs embed client certificates of Certs.
 	Kubeconfigs []KubeconfigSpec `json:"kubeconfigs,omitempty"`
+	// Bundles say which files go to which node, at which paths.
+	Bundles []NodeBundle `json:"bundles,omitempty"`
 }
 
 // Cert returns the certificate of the plan with the given name.
@@ -140,9 +142,11 @@ func New(c *cluster.Cluster, profile Profile) (*Plan, error) {
 	case Hardway:
 		plan = hardway(in)
 		hardwayKubeconfigs(in, plan)
+		hardwayBundles(c, plan)
 	case Kubeadm:
 		plan = kubeadm(in)
 		kubeadmKubeconfigs(in, plan)
+		kubeadmBundles(c, plan)
 	default:
 		return nil, fmt.Errorf("unknown profile %q", profile)
 	}

@@ -107,4 +107,3 @@ func kubeadmKubeconfigs(in inputs, p *Plan) {
 			in.leafSubject("system:node:"+n.Name, "system:nodes"))
 	}
 }
-

@@ -104,6 +104,8 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 findings (verify/lint/init found problems)
 		newInitCmd(e),
 		newVerifyCmd(e),
 		newInspectCmd(e),
+		newBundleCmd(e),
+		newWiringCmd(e),
 	)
 	return root
 }

@@ -52,6 +52,10 @@ type APIServer struct {
 	Endpoint string `json:"endpoint"`
 	// ExtraSANs are more DNS names or IPs for the serving certificate.
 	ExtraSANs []string `json:"extraSANs,omitempty"`
+	// BindAddress is kube-apiserver's --bind-address (default all
+	// interfaces). Control-plane components reach it on 127.0.0.1, so it
+	// must be 0.0.0.0, :: or a loopback address for them to work.
+	BindAddress string `json:"bindAddress,omitempty"`
 }
 
 // Subject holds the distinguished-name defaults.
@@ -96,6 +100,16 @@ type Node struct {
 	IPs []string `json:"ips,omitempty"`
 	// Hostnames are extra DNS names of the node.
 	Hostnames []string `json:"hostnames,omitempty"`
+	// SSH is how `kubepki distribute` reaches the node.
+	SSH SSH `json:"ssh,omitzero"`
+}
+
+// SSH is an SSH destination.
+type SSH struct {
+	// Address is host or host:port; default the node's first IP, port 22.
+	Address string `json:"address,omitempty"`
+	// User defaults to root: the files go to root-owned paths.
+	User string `json:"user,omitempty"`
 }
 
 // User is an extra client identity.

@@ -74,6 +74,13 @@ func Validate(c *Cluster) []Finding {
 			add(Error, "apiServer.endpoint", "%v", err)
 		}
 	}
+	if b := c.APIServer.BindAddress; b != "" {
+		if ip := net.ParseIP(b); ip == nil {
+			add(Error, "apiServer.bindAddress", "%q is not an IP address", b)
+		} else if !ip.IsUnspecified() && !ip.IsLoopback() {
+			add(Warning, "apiServer.bindAddress", "%s is not loopback: kube-controller-manager and kube-scheduler, which dial https://127.0.0.1, will not reach the API server", b)
+		}
+	}
 	for i, s := range c.APIServer.ExtraSANs {
 		if err := checkSAN(s); err != nil {
 			add(Error, fmt.Sprintf("apiServer.extraSANs[%d]", i), "%v", err)

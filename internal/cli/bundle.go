@@ -1,0 +1,95 @@
+package cli
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"kubepki.dev/kubepki/internal/bundle"
+	"kubepki.dev/kubepki/internal/store"
+)
+
+func newBundleCmd(e *env) *cobra.Command {
+	var (
+		f      specFlags
+		nodes  []string
+		out    string
+		output string
+	)
+	cmd := &cobra.Command{
+		Use:   "bundle --out DIR|FILE.tar.gz",
+		Short: "Write each node's files, at the paths its components read them",
+		Long: `Write, for every node (or those named by --node), exactly the files it needs at
+the paths its components read them, with a manifest (kubepki-manifest.json) of
+path, mode, owner and SHA-256.
+
+--out DIR writes DIR/<node>/ as that node's "/" (DIR/node-0/var/lib/kubelet/…);
+--out FILE.tar.gz writes one archive and needs exactly one --node.
+
+A CA private key is never put into the bundle of a node without the
+control-plane role.`,
+		Example: `  kubepki bundle --dir ./pki --out ./bundles
+  kubepki bundle --dir ./pki --node node-0 --out node-0.tar.gz`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				return usageError("--out is required")
+			}
+			_, plan, err := f.load()
+			if err != nil {
+				return err
+			}
+			st := f.store(plan.Profile)
+			if len(nodes) == 0 {
+				for _, b := range plan.Bundles {
+					nodes = append(nodes, b.Node)
+				}
+			}
+			tarball := strings.HasSuffix(out, ".tar.gz") || strings.HasSuffix(out, ".tgz")
+			if tarball && len(nodes) != 1 {
+				return usageError("--out %s: a tar.gz holds one node; pass exactly one --node", out)
+			}
+			var bundles []*bundle.Bundle
+			for _, n := range nodes {
+				b, err := bundle.Collect(plan, st, n)
+				if err != nil {
+					return err
+				}
+				if tarball {
+					var buf bytes.Buffer
+					if err := b.WriteTarGz(&buf, e.now()); err != nil {
+						return err
+					}
+					if err := store.Replace(out, buf.Bytes(), store.KeyMode); err != nil {
+						return err
+					}
+				} else if err := b.WriteDir(filepath.Join(out, n)); err != nil {
+					return err
+				}
+				bundles = append(bundles, b)
+			}
+			return print(e.stdout, output, bundles, func(w io.Writer) error {
+				for _, b := range bundles {
+					dest := filepath.Join(out, b.Node)
+					if tarball {
+						dest = out
+					}
+					fmt.Fprintf(w, "%s: %d files → %s\n", b.Node, len(b.Files), dest)
+					for _, file := range b.Files {
+						fmt.Fprintf(w, "  %04o %s %s\n", file.Mode.Perm(), file.Owner, file.Path)
+					}
+				}
+				return nil
+			})
+		},
+	}
+	f.add(cmd, false)
+	cmd.Flags().StringSliceVar(&nodes, "node", nil, "node to bundle (repeatable; default every node)")
+	cmd.Flags().StringVar(&out, "out", "", "output directory, or FILE.tar.gz for one node")
+	addOutputFlag(cmd, &output)
+	return cmd
+}

@@ -1,0 +1,154 @@
+package wiring
+
+import (
+	"net"
+	"strings"
+
+	"kubepki.dev/kubepki/internal/catalog"
+)
+
+const (
+	cert = catalog.SourceCert
+	key  = catalog.SourceKey
+	pub  = catalog.SourcePublicKey
+	kc   = catalog.SourceKubeconfig
+)
+
+// etcd serves clients and peers with client-certificate authentication.
+// The hard way has no etcd certificates of its own: etcd runs on the
+// control plane beside kube-apiserver, whose certificate (client and server
+// auth, 127.0.0.1 among its SANs) serves as etcd's.
+func (w *wirer) etcd() error {
+	server, peer, ca := "etcd-server", "etcd-peer", w.ca("etcd-ca")
+	if w.hardway() {
+		server, peer = "kube-api-server", "kube-api-server"
+	}
+	ip := w.nodeIP()
+	w.flag("name", w.node.Name)
+	w.flag("data-dir", w.path("/var/lib/etcd"))
+	w.flag("listen-client-urls", w.etcdURLs(EtcdClientPort))
+	w.flag("advertise-client-urls", url(ip, EtcdClientPort))
+	w.flag("listen-peer-urls", url(ip, EtcdPeerPort))
+	w.flag("initial-advertise-peer-urls", url(ip, EtcdPeerPort))
+	w.flag("initial-cluster", w.node.Name+"="+url(ip, EtcdPeerPort))
+	w.flag("cert-file", w.file(cert, server))
+	w.flag("key-file", w.file(key, server))
+	w.flag("trusted-ca-file", w.file(cert, ca))
+	w.flag("client-cert-auth", "true")
+	w.flag("peer-cert-file", w.file(cert, peer))
+	w.flag("peer-key-file", w.file(key, peer))
+	w.flag("peer-trusted-ca-file", w.file(cert, ca))
+	w.flag("peer-client-cert-auth", "true")
+	return w.err
+}
+
+func (w *wirer) apiServer() error {
+	_, port, err := net.SplitHostPort(w.c.APIServer.Endpoint)
+	if err != nil {
+		return err
+	}
+	ip := w.nodeIP()
+	w.flag("advertise-address", ip)
+	if w.c.APIServer.BindAddress != "" {
+		w.flag("bind-address", w.c.APIServer.BindAddress)
+	}
+	w.flag("secure-port", port)
+	w.flag("allow-privileged", "true")
+	w.flag("authorization-mode", "Node,RBAC")
+	w.flag("enable-admission-plugins", "NodeRestriction")
+	w.flag("service-cluster-ip-range", w.c.ServiceCIDR)
+	w.flag("service-account-issuer", "https://kubernetes.default.svc."+w.c.DNSDomain)
+	w.flag("etcd-servers", url("127.0.0.1", EtcdClientPort))
+	if isLoopback(ip) {
+		// kube-apiserver refuses to publish a loopback address as the
+		// kubernetes Service endpoint; a one-host cluster turns that off.
+		w.flag("endpoint-reconciler-type", "none")
+	}
+	if w.hardway() {
+		w.flag("client-ca-file", w.file(cert, "ca"))
+		w.flag("tls-cert-file", w.file(cert, "kube-api-server"))
+		w.flag("tls-private-key-file", w.file(key, "kube-api-server"))
+		w.flag("etcd-cafile", w.file(cert, "ca"))
+		w.flag("etcd-certfile", w.file(cert, "kube-api-server"))
+		w.flag("etcd-keyfile", w.file(key, "kube-api-server"))
+		w.flag("kubelet-certificate-authority", w.file(cert, "ca"))
+		w.flag("kubelet-client-certificate", w.file(cert, "kube-api-server"))
+		w.flag("kubelet-client-key", w.file(key, "kube-api-server"))
+		w.flag("service-account-key-file", w.file(cert, "service-accounts"))
+		w.flag("service-account-signing-key-file", w.file(key, "service-accounts"))
+		return w.err
+	}
+	frontProxyCA := w.ca("front-proxy-ca")
+	w.flag("client-ca-file", w.file(cert, "ca"))
+	w.flag("tls-cert-file", w.file(cert, "apiserver"))
+	w.flag("tls-private-key-file", w.file(key, "apiserver"))
+	w.flag("etcd-cafile", w.file(cert, w.ca("etcd-ca")))
+	w.flag("etcd-certfile", w.file(cert, "apiserver-etcd-client"))
+	w.flag("etcd-keyfile", w.file(key, "apiserver-etcd-client"))
+	w.flag("kubelet-client-certificate", w.file(cert, "apiserver-kubelet-client"))
+	w.flag("kubelet-client-key", w.file(key, "apiserver-kubelet-client"))
+	w.flag("service-account-key-file", w.file(pub, "sa"))
+	w.flag("service-account-signing-key-file", w.file(key, "sa"))
+	w.flag("proxy-client-cert-file", w.file(cert, "front-proxy-client"))
+	w.flag("proxy-client-key-file", w.file(key, "front-proxy-client"))
+	w.flag("requestheader-client-ca-file", w.file(cert, frontProxyCA))
+	w.flag("requestheader-allowed-names", "front-proxy-client")
+	w.flag("requestheader-username-headers", "X-Remote-User")
+	w.flag("requestheader-group-headers", "X-Remote-Group")
+	w.flag("requestheader-extra-headers-prefix", "X-Remote-Extra-")
+	return w.err
+}
+
+// controllerManager signs the Certificates API's kubernetes.io/* signers
+// with the cluster CA, hands ca.crt to every Pod as the root CA, and signs
+// service-account tokens with the key the API server verifies them with.
+func (w *wirer) controllerManager() error {
+	kubeconfig, sa := "controller-manager.conf", "sa"
+	if w.hardway() {
+		kubeconfig, sa = "kube-controller-manager", "service-accounts"
+	}
+	saKey := w.file(key, sa)
+	w.componentAuth(w.file(kc, kubeconfig))
+	w.flag("cluster-name", w.c.Name)
+	w.flag("client-ca-file", w.file(cert, "ca"))
+	w.flag("cluster-signing-cert-file", w.file(cert, "ca"))
+	w.flag("cluster-signing-key-file", w.file(key, "ca"))
+	w.flag("root-ca-file", w.file(cert, "ca"))
+	w.flag("service-account-private-key-file", saKey)
+	w.flag("use-service-account-credentials", "true")
+	w.flag("service-cluster-ip-range", w.c.ServiceCIDR)
+	if w.c.PodCIDR != "" {
+		w.flag("cluster-cidr", w.c.PodCIDR)
+		w.flag("allocate-node-cidrs", "true")
+	}
+	if !w.hardway() {
+		w.flag("requestheader-client-ca-file", w.file(cert, w.ca("front-proxy-ca")))
+		w.flag("controllers", "*,bootstrapsigner,tokencleaner")
+	}
+	return w.err
+}
+
+func (w *wirer) scheduler() error {
+	kubeconfig := "scheduler.conf"
+	if w.hardway() {
+		kubeconfig = "kube-scheduler"
+	}
+	w.componentAuth(w.file(kc, kubeconfig))
+	return w.err
+}
+
+// componentAuth is what kube-controller-manager and kube-scheduler share:
+// one kubeconfig for the API, for authenticating and authorizing requests
+// to their own /healthz and /metrics, localhost serving, leader election.
+func (w *wirer) componentAuth(kubeconfig string) {
+	w.flag("kubeconfig", kubeconfig)
+	w.flag("authentication-kubeconfig", kubeconfig)
+	w.flag("authorization-kubeconfig", kubeconfig)
+	w.flag("bind-address", "127.0.0.1")
+	w.flag("leader-elect", "true")
+}
+
+func isLoopback(ip string) bool {
+	return strings.HasPrefix(ip, "127.") || ip == "::1"
+}
+

@@ -1,0 +1,221 @@
+package e2e
+
+import (
+	"crypto/tls"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"kubepki.dev/kubepki/internal/cluster"
+	"kubepki.dev/kubepki/internal/kubeconfig"
+	"kubepki.dev/kubepki/internal/pki"
+	"kubepki.dev/kubepki/internal/testenv"
+)
+
+// kubeconfigIdentity is a kubeconfig kubepki writes and who it must be.
+type kubeconfigIdentity struct {
+	file   string
+	user   string
+	groups []string
+}
+
+// TestControlPlaneFromWiring brings up etcd, kube-apiserver,
+// kube-controller-manager and kube-scheduler on the control-plane node's
+// bundle, each started with exactly the flags `kubepki wiring` prints (with
+// --root pointing at the bundle), for both layouts.
+func TestControlPlaneFromWiring(t *testing.T) {
+	bins := testenv.Build(t)
+	bin := kubepki(t)
+	tests := []struct {
+		profile    string
+		admin      string // kubeconfig with cluster-admin rights
+		scheduler  string
+		node       string // a kubelet kubeconfig
+		identities []kubeconfigIdentity
+	}{
+		{
+			profile: "hardway", admin: "admin.kubeconfig", scheduler: "kube-scheduler.kubeconfig", node: "node-0.kubeconfig",
+			identities: []kubeconfigIdentity{
+				{"admin.kubeconfig", "admin", []string{"system:masters"}},
+				{"kube-proxy.kubeconfig", "system:kube-proxy", []string{"system:node-proxier"}},
+				{"kube-scheduler.kubeconfig", "system:kube-scheduler", []string{"system:kube-scheduler"}},
+				{"kube-controller-manager.kubeconfig", "system:kube-controller-manager", []string{"system:kube-controller-manager"}},
+				{"node-0.kubeconfig", "system:node:node-0", []string{"system:nodes"}},
+				{"node-1.kubeconfig", "system:node:node-1", []string{"system:nodes"}},
+			},
+		},
+		{
+			profile: "kubeadm", admin: "super-admin.conf", scheduler: "scheduler.conf", node: "kubelet-node-0.conf",
+			identities: []kubeconfigIdentity{
+				{"admin.conf", "kubernetes-admin", []string{"kubeadm:cluster-admins"}},
+				{"super-admin.conf", "kubernetes-super-admin", []string{"system:masters"}},
+				{"controller-manager.conf", "system:kube-controller-manager", nil},
+				{"scheduler.conf", "system:kube-scheduler", nil},
+				{"kubelet-server.conf", "system:node:server", []string{"system:nodes"}},
+				{"kubelet-node-0.conf", "system:node:node-0", []string{"system:nodes"}},
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.profile, func(t *testing.T) {
+			port := testenv.FreePort(t)
+			spec := loopbackSpec(t, port, func(c *cluster.Cluster) { c.APIServer.BindAddress = "127.0.0.1" })
+			work := t.TempDir()
+			pkiDir, kcDir, bundles := filepath.Join(work, "pki"), filepath.Join(work, "kubeconfigs"), filepath.Join(work, "bundles")
+			common := []string{"--config", spec, "--dir", pkiDir, "--kubeconfig-dir", kcDir, "--profile", tc.profile}
+			run(t, bin, append([]string{"init"}, common...)...)
+			run(t, bin, append([]string{"bundle", "--out", bundles}, common...)...)
+			root := filepath.Join(bundles, "server")
+
+			wired := func(component string) []string {
+				out := run(t, bin, append([]string{"wiring", component, "--root", root}, common...)...)
+				return strings.Fields(out)
+			}
+			testenv.Start(t, "etcd", bins.Etcd, wired("etcd")...)
+			testenv.Start(t, "kube-apiserver", bins.KubeAPIServer, wired("kube-apiserver")...)
+			admin := filepath.Join(kcDir, tc.admin)
+			waitFor(t, 60*time.Second, "kube-apiserver /readyz", func() error {
+				_, err := testenv.Kubectl(t, bins, admin, "get", "--raw", "/readyz")
+				return err
+			})
+			testenv.Start(t, "kube-controller-manager", bins.KubeControllerManager, wired("kube-controller-manager")...)
+			testenv.Start(t, "kube-scheduler", bins.KubeScheduler, wired("kube-scheduler")...)
+
+			for _, id := range tc.identities {
+				assertIdentity(t, bins, filepath.Join(kcDir, id.file), id.user, append(id.groups, "system:authenticated")...)
+			}
+
+			// Both components answer /healthz and hold their leader-election
+			// Lease, which the default RBAC only allows their users.
+			for name, p := range map[string]int{"kube-controller-manager": 10257, "kube-scheduler": 10259} {
+				waitFor(t, 60*time.Second, name+" /healthz", func() error { return healthz(p) })
+				waitFor(t, 60*time.Second, name+" lease", func() error {
+					out, err := testenv.Kubectl(t, bins, admin, "get", "lease", "-n", "kube-system", name, "-o", "jsonpath={.spec.holderIdentity}")
+					if err == nil && out == "" {
+						return errString("lease has no holder yet")
+					}
+					return err
+				})
+			}
+
+			// A scheduler whose certificate has the wrong user name (the group
+			// is right, but RBAC binds the user) cannot lead.
+			wrong := wrongScheduler(t, pkiDir, filepath.Join(kcDir, tc.scheduler))
+			if out, _ := testenv.Kubectl(t, bins, wrong, "auth", "can-i", "update", "leases", "-n", "kube-system"); strings.TrimSpace(out) != "no" {
+				t.Errorf("scheduler with a wrong CN may update leases: %q", out)
+			}
+			if out, _ := testenv.Kubectl(t, bins, filepath.Join(kcDir, tc.scheduler), "auth", "can-i", "update", "leases", "-n", "kube-system"); strings.TrimSpace(out) != "yes" {
+				t.Errorf("kubepki's scheduler may not update leases: %q", out)
+			}
+			bad := testenv.Start(t, "kube-scheduler-wrong-cn", bins.KubeScheduler,
+				"--kubeconfig="+wrong, "--authentication-kubeconfig="+wrong, "--authorization-kubeconfig="+wrong,
+				"--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(testenv.FreePort(t)),
+				"--leader-elect=true", "--leader-elect-resource-name=kube-scheduler-wrong-cn")
+			time.Sleep(5 * time.Second) // give it the chance to (wrongly) succeed
+			if out, err := testenv.Kubectl(t, bins, admin, "get", "lease", "-n", "kube-system", "kube-scheduler-wrong-cn"); err == nil {
+				t.Errorf("scheduler with a wrong CN acquired a lease:\n%s", out)
+			}
+			bad.Stop()
+			if log, _ := os.ReadFile(bad.LogPath()); !strings.Contains(string(log), "forbidden") {
+				t.Errorf("wrong-CN scheduler's log does not show RBAC refusing it")
+			}
+
+			if tc.profile == "kubeadm" {
+				// kubeadm init binds its admins group to cluster-admin with
+				// super-admin.conf; do the same, then admin.conf may list nodes.
+				if out, err := testenv.Kubectl(t, bins, admin, "create", "clusterrolebinding", "kubeadm:cluster-admins", "--clusterrole=cluster-admin", "--group=kubeadm:cluster-admins"); err != nil {
+					t.Fatalf("bind kubeadm:cluster-admins: %v\n%s", err, out)
+				}
+				admin = filepath.Join(kcDir, "admin.conf")
+			}
+			if _, err := testenv.Kubectl(t, bins, admin, "get", "nodes"); err != nil {
+				t.Errorf("admin cannot list nodes: %v", err)
+			}
+			// The Node authorizer confines a kubelet to its own node's objects.
+			if out, err := testenv.Kubectl(t, bins, filepath.Join(kcDir, tc.node), "get", "secrets", "-A"); err == nil || !strings.Contains(err.Error(), "forbidden") {
+				t.Errorf("node kubeconfig lists secrets cluster-wide (err %v):\n%s", err, out)
+			}
+		})
+	}
+}
+
+// wrongScheduler writes a copy of the scheduler kubeconfig whose client
+// certificate says CN=system:scheduler (a plausible typo) with the right
+// group, signed by the real CA.
+func wrongScheduler(t *testing.T, pkiDir, kubeconfigPath string) string {
+	t.Helper()
+	cfg, err := kubeconfig.Load(kubeconfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, err := os.ReadFile(filepath.Join(pkiDir, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caKey, err := os.ReadFile(filepath.Join(pkiDir, "ca.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := pki.ParseCert(caCert)
+	k, _ := pki.ParseKey(caKey)
+	ca := &pki.CA{Cert: c, Key: k}
+	key, _ := pki.GenerateKey(pki.ECDSAP256)
+	cert, err := ca.Issue(key.Public(), pki.Profile{
+		Subject:  pki.Subject{CommonName: "system:scheduler", Organization: []string{"system:kube-scheduler"}},
+		Usages:   []pki.Usage{pki.UsageClientAuth},
+		Validity: time.Hour,
+	}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, _ := pki.EncodeKey(key)
+	if err := kubeconfig.SetClientPair(cfg, caCert, pki.EncodeCert(cert), keyPEM); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "wrong-scheduler.conf")
+	if err := kubeconfig.Create(path, cfg); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// healthz asks a component's secure port for /healthz. Its serving
+// certificate is self-signed in memory, so only the answer is checked.
+func healthz(port int) error {
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // self-signed in-memory serving cert
+	}}
+	resp, err := client.Get("https://127.0.0.1:" + strconv.Itoa(port) + "/healthz")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return errString("status " + resp.Status)
+	}
+	return nil
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
+
+// waitFor polls f until it succeeds or the timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: %v", what, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
