@@ -151,4 +151,3 @@ func (w *wirer) componentAuth(kubeconfig string) {
 func isLoopback(ip string) bool {
 	return strings.HasPrefix(ip, "127.") || ip == "::1"
 }
-

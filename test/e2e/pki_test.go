@@ -136,4 +136,3 @@ func leafFiles(profile string) []string {
 	}
 	return []string{"admin", "node-0", "node-1", "kube-proxy", "kube-scheduler", "kube-controller-manager", "kube-api-server", "service-accounts"}
 }
-
