@@ -7,6 +7,7 @@ package catalog
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"kubepki.dev/kubepki/internal/cluster"
 	"kubepki.dev/kubepki/internal/pki"
@@ -152,6 +153,15 @@ func New(c *cluster.Cluster, profile Profile) (*Plan, error) {
 	}
 	plan.Certs = append(plan.Certs, users(in)...)
 	return plan, nil
+}
+
+// UserCert is the client certificate of an extra user issued on demand
+// (kubepki kubeconfig user): CN is the user name, O the groups, signed by
+// the cluster CA, valid for ttl.
+func UserCert(c *cluster.Cluster, name string, groups []string, ttl time.Duration, alg pki.KeyAlgorithm) CertSpec {
+	in := inputs{c: c, alg: alg, leafValidity: ttl}
+	return in.leaf("user-"+name, "ca", "users/"+name, "client certificate of user "+name,
+		in.leafSubject(name, groups...), pki.UsageClientAuth)
 }
 
 // users are the spec's extra people and bots: client certificates signed by

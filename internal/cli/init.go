@@ -49,16 +49,7 @@ Exit codes: 0 all present and valid, 1 error, 3 something was left untouched
 			}); err != nil {
 				return err
 			}
-			var bad int
-			for _, r := range results {
-				if r.Action == reconcile.Untouched || r.Action == reconcile.Failed {
-					bad++
-				}
-			}
-			if bad > 0 {
-				return findings("%d item(s) need attention in %s (see above)", bad, f.dir)
-			}
-			return nil
+			return resultsExit(results, f.dir)
 		},
 	}
 	f.add(cmd, true)

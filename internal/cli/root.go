@@ -106,6 +106,8 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 findings (verify/lint/init found problems)
 		newInspectCmd(e),
 		newBundleCmd(e),
 		newWiringCmd(e),
+		newKubeconfigCmd(e),
+		newDistributeCmd(e),
 	)
 	return root
 }

@@ -85,6 +85,14 @@ func TestControlPlaneFromWiring(t *testing.T) {
 			testenv.Start(t, "kube-controller-manager", bins.KubeControllerManager, wired("kube-controller-manager")...)
 			testenv.Start(t, "kube-scheduler", bins.KubeScheduler, wired("kube-scheduler")...)
 
+			// An extra user's kubeconfig, issued on demand.
+			jane := filepath.Join(work, "jane.kubeconfig")
+			run(t, bin, append([]string{"kubeconfig", "user", "jane", "--group", "developers", "--group", "oncall", "--ttl", "1h", "--out", jane}, common...)...)
+			assertIdentity(t, bins, jane, "jane", "developers", "oncall", "system:authenticated")
+			if out, code := runCode(t, bin, append([]string{"kubeconfig", "user", "root", "--group", "system:masters", "--out", filepath.Join(work, "root.kubeconfig")}, common...)...); code != 2 {
+				t.Errorf("kubeconfig user with system:masters: exit %d, want 2 (refused)\n%s", code, out)
+			}
+
 			for _, id := range tc.identities {
 				assertIdentity(t, bins, filepath.Join(kcDir, id.file), id.user, append(id.groups, "system:authenticated")...)
 			}

@@ -1,0 +1,171 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"kubepki.dev/kubepki/internal/catalog"
+	"kubepki.dev/kubepki/internal/kubeconfig"
+	"kubepki.dev/kubepki/internal/pki"
+	"kubepki.dev/kubepki/internal/reconcile"
+	"kubepki.dev/kubepki/internal/store"
+)
+
+func newKubeconfigCmd(e *env) *cobra.Command {
+	var (
+		f      specFlags
+		output string
+	)
+	cmd := &cobra.Command{
+		Use:   "kubeconfig [NAME...]",
+		Short: "Create the plan's kubeconfigs, or one for an extra user",
+		Long: `Create the kubeconfigs of the plan (all, or those named) that are missing, with
+certificates embedded, written 0600 through client-go's clientcmd. Existing
+kubeconfigs are kept, and reported if they drifted.
+
+hardway: admin, kube-proxy, kube-controller-manager, kube-scheduler (these two
+against https://127.0.0.1:PORT) and one per worker node.
+kubeadm: admin.conf, super-admin.conf, controller-manager.conf, scheduler.conf
+and kubelet-<node>.conf per node (installed as /etc/kubernetes/kubelet.conf).`,
+		Example: `  kubepki kubeconfig --dir ./pki
+  kubepki kubeconfig admin node-0 --dir ./pki
+  kubepki kubeconfig user jane --group developers --dir ./pki`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, plan, err := f.load()
+			if err != nil {
+				return err
+			}
+			for _, a := range args {
+				if _, ok := plan.Kubeconfig(a); !ok {
+					var names []string
+					for _, k := range plan.Kubeconfigs {
+						names = append(names, k.Name)
+					}
+					return usageError("no kubeconfig %q in the %s plan (have: %s)", a, plan.Profile, strings.Join(names, ", "))
+				}
+			}
+			results, err := reconcile.Apply(cmd.Context(), plan, f.store(plan.Profile), e.now(), reconcile.Options{Progress: progress(e.stderr)})
+			if err != nil {
+				return err
+			}
+			results = slices.DeleteFunc(results, func(r reconcile.Result) bool {
+				return r.Kind != reconcile.KindKubeconfig || len(args) > 0 && !slices.Contains(args, r.Name)
+			})
+			if err := print(e.stdout, output, results, func(w io.Writer) error {
+				return writeInitText(w, f.dir, plan.Profile, results)
+			}); err != nil {
+				return err
+			}
+			return resultsExit(results, f.dir)
+		},
+	}
+	f.add(cmd, true)
+	addOutputFlag(cmd, &output)
+	cmd.AddCommand(newKubeconfigUserCmd(e))
+	return cmd
+}
+
+func newKubeconfigUserCmd(e *env) *cobra.Command {
+	var (
+		f            specFlags
+		groups       []string
+		ttl          time.Duration
+		server       string
+		out          string
+		allowMasters bool
+	)
+	cmd := &cobra.Command{
+		Use:   "user NAME",
+		Short: "Issue a client certificate for a person or bot and write its kubeconfig",
+		Long: `Issue a client certificate (CN=NAME, O=each --group) from the cluster CA and
+write a kubeconfig for it. The certificate is valid for --ttl, never past the
+CA. system:masters is refused unless --allow-masters: that group bypasses
+RBAC, and a certificate cannot be revoked short of rotating the CA; bind a
+ClusterRole to a group instead.`,
+		Example: `  kubepki kubeconfig user jane --group developers --ttl 720h --dir ./pki
+  kubepki kubeconfig user ci-bot --group ci --server https://api.example.com:6443 --out ci.kubeconfig`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			if slices.Contains(groups, "system:masters") && !allowMasters {
+				return usageError("refusing group system:masters: it bypasses RBAC and cannot be revoked; bind cluster-admin to a group instead, or pass --allow-masters")
+			}
+			if ttl <= 0 {
+				return usageError("--ttl must be positive")
+			}
+			c, plan, err := f.load()
+			if err != nil {
+				return err
+			}
+			st := f.store(plan.Profile)
+			caSpec, _ := plan.Cert("ca")
+			ca, err := st.ReadCA(caSpec.Path)
+			if err != nil {
+				return fmt.Errorf("read cluster CA: %w", err)
+			}
+			if ca.Key == nil {
+				return fmt.Errorf("%s is absent (external CA): kubepki cannot issue; create a CSR with 'kubepki csr create' and have it signed", st.KeyPath(caSpec.Path))
+			}
+			alg, _ := pki.ParseKeyAlgorithm(c.KeyAlgorithm)
+			spec := catalog.UserCert(c, name, groups, ttl, alg)
+			key, err := pki.GenerateKey(alg)
+			if err != nil {
+				return err
+			}
+			cert, err := ca.Issue(key.Public(), spec.Profile, e.now())
+			if err != nil {
+				return err
+			}
+			keyPEM, err := pki.EncodeKey(key)
+			if err != nil {
+				return err
+			}
+			if server == "" {
+				server = "https://" + c.APIServer.Endpoint
+			}
+			if out == "" {
+				out = st.KubeconfigPath(name + ".kubeconfig")
+			}
+			cfg := kubeconfig.New(kubeconfig.Params{
+				Cluster: c.Name, User: name, Context: name + "@" + c.Name, Server: server,
+				CA: pki.EncodeCert(ca.Cert), Cert: pki.EncodeCert(cert), Key: keyPEM,
+			})
+			if err := kubeconfig.Create(out, cfg); err != nil {
+				if store.Exists(out) {
+					return fmt.Errorf("%s already exists; not overwriting it", out)
+				}
+				return err
+			}
+			fmt.Fprintf(e.stdout, "wrote %s: user %s, groups [%s], valid until %s\n", out, name, strings.Join(groups, ", "), cert.NotAfter.UTC().Format(time.RFC3339))
+			return nil
+		},
+	}
+	f.add(cmd, false)
+	cmd.Flags().StringSliceVar(&groups, "group", nil, "group (certificate O), repeatable")
+	cmd.Flags().DurationVar(&ttl, "ttl", 720*time.Hour, "validity of the certificate")
+	cmd.Flags().StringVar(&server, "server", "", "API server URL (default https://<spec apiServer.endpoint>)")
+	cmd.Flags().StringVar(&out, "out", "", "kubeconfig file to write (default NAME.kubeconfig in the kubeconfig directory)")
+	cmd.Flags().BoolVar(&allowMasters, "allow-masters", false, "allow the system:masters group")
+	return cmd
+}
+
+// resultsExit turns reconcile results into the exit status: 3 when
+// something was left untouched or failed.
+func resultsExit(results []reconcile.Result, dir string) error {
+	bad := 0
+	for _, r := range results {
+		if r.Action == reconcile.Untouched || r.Action == reconcile.Failed {
+			bad++
+		}
+	}
+	if bad > 0 {
+		return findings("%d item(s) need attention in %s (see above)", bad, dir)
+	}
+	return nil
+}
+
