@@ -168,4 +168,3 @@ func resultsExit(results []reconcile.Result, dir string) error {
 	}
 	return nil
 }
-

@@ -261,6 +261,10 @@ func containsCert(pemData []byte, want *x509.Certificate) bool {
 // rank orders states by severity, so a status shows its worst finding.
 func rank(s State) int {
 	switch s {
+	case "":
+		// Not yet examined: any finding raises it (an unreadable
+		// certificate's Status has no state before bad).
+		return -1
 	case Valid:
 		return 0
 	case External:
