@@ -2,7 +2,6 @@ package cli
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
@@ -33,8 +32,4 @@ func print(w io.Writer, format string, v any, text func(io.Writer) error) error 
 		return text(w)
 	}
 	return usageError("unknown output format %q (want text, json or yaml)", format)
-}
-
-func fprintf(w io.Writer, format string, args ...any) {
-	fmt.Fprintf(w, format, args...)
 }

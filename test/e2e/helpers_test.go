@@ -19,7 +19,6 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-	"sigs.k8s.io/yaml"
 
 	"kubepki.dev/kubepki/internal/cluster"
 	"kubepki.dev/kubepki/internal/testenv"
@@ -156,13 +155,5 @@ func assertIdentity(t *testing.T, bins testenv.Binaries, kubeconfig, user string
 		if !slices.Contains(gotGroups, g) {
 			t.Errorf("%s: groups = %v, want %s among them", filepath.Base(kubeconfig), gotGroups, g)
 		}
-	}
-}
-
-// yamlTo decodes kubepki's -o yaml output.
-func yamlTo(t *testing.T, data string, v any) {
-	t.Helper()
-	if err := yaml.Unmarshal([]byte(data), v); err != nil {
-		t.Fatalf("parse: %v\n%s", err, data)
 	}
 }
