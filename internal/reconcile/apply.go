@@ -252,6 +252,10 @@ func createKeyPair(k catalog.KeySpec, st store.Store, key crypto.Signer) error {
 			return err
 		}
 		key = existing
+	} else if store.Exists(st.PubPath(k.Path)) {
+		// A new private key could not match the public key already there
+		// (which token verifiers may trust): write neither.
+		return fmt.Errorf("%s exists without %s; restore the private key or remove the public key", st.PubPath(k.Path), st.KeyPath(k.Path))
 	} else if err := st.CreateKey(k.Path, key); err != nil {
 		return err
 	}

@@ -123,6 +123,10 @@ func (s Store) CreatePublicKey(stem string, pub crypto.PublicKey) error {
 // returns the backup directory ("" if nothing was copied).
 func (s Store) Backup(now time.Time, paths ...string) (string, error) {
 	dir := filepath.Join(s.Dir, ".backup", now.UTC().Format("20060102T150405Z"))
+	// Two backups in one second must not share a directory.
+	for i := 2; Exists(dir); i++ {
+		dir = filepath.Join(s.Dir, ".backup", fmt.Sprintf("%s.%d", now.UTC().Format("20060102T150405Z"), i))
+	}
 	copied := false
 	for _, p := range paths {
 		data, err := os.ReadFile(p)
