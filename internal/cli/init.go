@@ -3,18 +3,24 @@ package cli
 import (
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"kubepki.dev/kubepki/internal/catalog"
+	"kubepki.dev/kubepki/internal/lifecycle"
 	"kubepki.dev/kubepki/internal/reconcile"
+	"kubepki.dev/kubepki/internal/store"
 )
 
 func newInitCmd(e *env) *cobra.Command {
 	var (
-		f      specFlags
-		output string
+		f          specFlags
+		output     string
+		applyDrift bool
 	)
 	cmd := &cobra.Command{
 		Use:   "init",
@@ -25,8 +31,10 @@ embedded default.
 init is idempotent and never overwrites a file: a CA you placed in the
 directory (ca.crt + ca.key) signs the rest; a valid certificate is kept; one
 that no longer matches the spec (a SAN the spec now needs, a wrong group) is
-reported as drift and left untouched. Keys are generated in parallel; keys are
-written 0600, certificates 0644, the directory 0700.
+reported as drift and left untouched; --apply-drift reissues it from the spec
+after backing up the old files. Keys are generated in parallel; keys are
+written 0600, certificates 0644, the directory 0700. 'kubepki plan' shows
+what init would do.
 
 Exit codes: 0 all present and valid, 1 error, 3 something was left untouched
 (drifted, expired or invalid) or could not be issued.`,
@@ -39,10 +47,16 @@ Exit codes: 0 all present and valid, 1 error, 3 something was left untouched
 			if err != nil {
 				return err
 			}
+			st := f.store(plan.Profile)
 			opts := reconcile.Options{Progress: progress(e.stderr)}
-			results, err := reconcile.Apply(cmd.Context(), plan, f.store(plan.Profile), e.now(), opts)
+			results, err := reconcile.Apply(cmd.Context(), plan, st, e.now(), opts)
 			if err != nil {
 				return err
+			}
+			if applyDrift {
+				if results, err = reissueDrifted(e, plan, st, results); err != nil {
+					return err
+				}
 			}
 			if err := print(e.stdout, output, results, func(w io.Writer) error {
 				return writeInitText(w, f.dir, plan.Profile, results)
@@ -54,7 +68,42 @@ Exit codes: 0 all present and valid, 1 error, 3 something was left untouched
 	}
 	f.add(cmd, true)
 	addOutputFlag(cmd, &output)
+	cmd.Flags().BoolVar(&applyDrift, "apply-drift", false, "reissue drifted certificates from the spec (the old files are backed up first)")
 	return cmd
+}
+
+// reissueDrifted renews every drifted certificate from the spec, backing
+// up what it replaces, and marks those results as reissued.
+func reissueDrifted(e *env, plan *catalog.Plan, st store.Store, results []reconcile.Result) ([]reconcile.Result, error) {
+	var names []string
+	for _, r := range results {
+		if r.State != reconcile.Drifted {
+			continue
+		}
+		name := r.Name
+		if r.Kind == reconcile.KindKubeconfig {
+			k, _ := plan.Kubeconfig(r.Name)
+			name = k.Cert
+		}
+		if c, ok := plan.Cert(name); ok && !c.Profile.IsCA && !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return results, nil
+	}
+	rep, err := lifecycle.Renew(plan, st, lifecycle.RenewOptions{Names: names, FromSpec: true, Now: e.now()})
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(e.stderr, "reissued from the spec: %s (backup: %s)\n", strings.Join(names, ", "), rep.Backup)
+	after := reconcile.Examine(plan, st, e.now())
+	for i := range results {
+		if results[i].State == reconcile.Drifted && i < len(after) && after[i].State == reconcile.Valid {
+			results[i].Status, results[i].Action = after[i], reconcile.Reissued
+		}
+	}
+	return results, nil
 }
 
 // progress returns a key-generation reporter that stays quiet unless the work
@@ -88,11 +137,11 @@ func writeInitText(w io.Writer, dir, profile any, results []reconcile.Result) er
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if counts[reconcile.Created] == 0 && counts[reconcile.Untouched] == 0 && counts[reconcile.Failed] == 0 {
+	if counts[reconcile.Created] == 0 && counts[reconcile.Reissued] == 0 && counts[reconcile.Untouched] == 0 && counts[reconcile.Failed] == 0 {
 		fmt.Fprintf(w, "nothing to do: all %d items in %s (%s) are present and valid\n", len(results), dir, profile)
 		return nil
 	}
-	fmt.Fprintf(w, "%s (%s): %d created, %d kept, %d untouched, %d failed\n", dir, profile,
-		counts[reconcile.Created], counts[reconcile.Kept], counts[reconcile.Untouched], counts[reconcile.Failed])
+	fmt.Fprintf(w, "%s (%s): %d created, %d reissued, %d kept, %d untouched, %d failed\n", dir, profile,
+		counts[reconcile.Created], counts[reconcile.Reissued], counts[reconcile.Kept], counts[reconcile.Untouched], counts[reconcile.Failed])
 	return nil
 }

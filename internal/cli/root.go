@@ -102,11 +102,13 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 findings (verify/lint/init found problems)
 		newVersionCmd(e),
 		newConfigCmd(e),
 		newInitCmd(e),
+		newPlanCmd(e),
 		newVerifyCmd(e),
 		newInspectCmd(e),
 		newBundleCmd(e),
 		newWiringCmd(e),
 		newKubeconfigCmd(e),
+		newCertsCmd(e),
 		newDistributeCmd(e),
 	)
 	return root

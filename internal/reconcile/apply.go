@@ -26,6 +26,8 @@ const (
 	// leaves the user's files alone.
 	Untouched Action = "untouched"
 	Failed    Action = "failed"
+	// Reissued: drifted, and reissued from the spec on request.
+	Reissued Action = "reissued"
 )
 
 // Result is the outcome for one item of the plan.

@@ -1,0 +1,89 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"kubepki.dev/kubepki/internal/lifecycle"
+)
+
+// renewOutput is what renew prints with -o json|yaml.
+type renewOutput struct {
+	*lifecycle.RenewReport
+	Restart []string `json:"restart,omitempty"`
+}
+
+func newRenewCmd(e *env) *cobra.Command {
+	var (
+		f        specFlags
+		opts     lifecycle.RenewOptions
+		validity time.Duration
+		output   string
+	)
+	cmd := &cobra.Command{
+		Use:   "renew all|NAME...",
+		Short: "Reissue certificates (and kubeconfig client certificates) with the local CA",
+		Long: `Reissue certificates with their CA from the PKI directory. By default each new
+certificate copies the old one's subject, SANs and usages, with a new key of the
+same kind; --from-spec reissues from the cluster spec instead, fixing drift
+(a SAN the spec now needs). The client certificates inside kubeconfigs are
+renewed in place (the rest of each kubeconfig is kept, its CA data refreshed),
+kubelet.conf included.
+
+Every replaced file is first copied to DIR/.backup/<timestamp>/; every write is
+atomic. The command ends by naming the components to restart.
+
+Certificates whose CA key is absent (external CA) are not renewed: they are
+listed, with the command that makes CSRs for the external CA (exit 3).`,
+		Example: `  kubepki certs renew all --dir /etc/kubernetes/pki --profile kubeadm
+  kubepki certs renew apiserver --from-spec --config cluster.yaml
+  kubepki certs renew admin.conf kubelet-node-0.conf --reuse-key`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, plan, err := f.load()
+			if err != nil {
+				return err
+			}
+			opts.Names, opts.Validity, opts.Now = args, validity, e.now()
+			rep, err := lifecycle.Renew(plan, f.store(plan.Profile), opts)
+			if err != nil {
+				return err
+			}
+			var names []string
+			for _, r := range rep.Renewed {
+				names = append(names, r.Name)
+			}
+			out := renewOutput{RenewReport: rep, Restart: lifecycle.Restarts(c, plan, names)}
+			if err := print(e.stdout, output, out, func(w io.Writer) error {
+				for _, r := range rep.Renewed {
+					fmt.Fprintf(w, "renewed %s (until %s): %s\n", r.Name, r.NotAfter.UTC().Format(time.RFC3339), strings.Join(r.Files, ", "))
+				}
+				if rep.Backup != "" {
+					fmt.Fprintf(w, "backup of the replaced files: %s\n", rep.Backup)
+				}
+				if len(out.Restart) > 0 {
+					fmt.Fprintf(w, "restart to load the new certificates: %s\n", strings.Join(out.Restart, ", "))
+					fmt.Fprintln(w, "and redistribute the node files: kubepki bundle / kubepki distribute")
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+			if len(rep.External) > 0 {
+				return findings("not renewed, their CA key is absent (external CA): %s; make CSRs for the external CA with: kubepki certs generate-csr %s --csr-dir DIR",
+					strings.Join(rep.External, ", "), strings.Join(rep.External, " "))
+			}
+			return nil
+		},
+	}
+	f.add(cmd, false)
+	cmd.Flags().BoolVar(&opts.ReuseKey, "reuse-key", false, "keep each certificate's private key")
+	cmd.Flags().DurationVar(&validity, "validity", 0, "validity of the new certificates (default: the spec's leaf validity)")
+	cmd.Flags().BoolVar(&opts.FromSpec, "from-spec", false, "reissue from the cluster spec (fixes drift) instead of copying the old certificate")
+	addOutputFlag(cmd, &output)
+	return cmd
+}

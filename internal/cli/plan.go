@@ -1,0 +1,116 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"kubepki.dev/kubepki/internal/reconcile"
+)
+
+// planItem is one line of `kubepki plan`.
+type planItem struct {
+	reconcile.Status
+	// Action is what `kubepki init` (or renew) would do.
+	Action string `json:"action"`
+}
+
+func newPlanCmd(e *env) *cobra.Command {
+	var (
+		f          specFlags
+		output     string
+		warnWithin time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Show what init would do: missing, valid, drifted, expiring",
+		Long: `Compare the PKI directory with the plan of the spec and say, for every
+certificate, key pair and kubeconfig, what 'kubepki init' would do:
+
+  create    missing: init creates it
+  keep      present and valid
+  reissue   drifted from the spec, with the exact difference; 'init --apply-drift'
+            reissues it (after a backup)
+  renew     expired or expiring within --warn-within: 'kubepki certs renew'
+  fix       invalid (unreadable, wrong key, wrong CA): needs a person
+  external  a CA without its key: certificates it signs come from outside
+
+Exit 0 when there is nothing to do, 3 otherwise.`,
+		Example: "  kubepki plan --config cluster.yaml --dir ./pki",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, plan, err := f.load()
+			if err != nil {
+				return err
+			}
+			now := e.now()
+			var items []planItem
+			todo := 0
+			for _, s := range reconcile.Examine(plan, f.store(plan.Profile), now) {
+				it := planItem{Status: s}
+				it.Action, it.Findings = planAction(s, now, warnWithin)
+				if it.Action != "keep" && it.Action != "external" {
+					todo++
+				}
+				items = append(items, it)
+			}
+			if err := print(e.stdout, output, items, func(w io.Writer) error {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ACTION\tNAME\tKIND\tPATH")
+				var details []string
+				for _, it := range items {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", it.Action, it.Name, it.Kind, it.Path)
+					if it.Action != "keep" {
+						for _, m := range it.Findings {
+							details = append(details, fmt.Sprintf("%s %s: %s", it.Kind, it.Name, m))
+						}
+					}
+				}
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				if len(details) > 0 {
+					fmt.Fprintf(w, "\n%s\n", strings.Join(details, "\n"))
+				}
+				if todo == 0 {
+					fmt.Fprintln(w, "nothing to do")
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+			if todo > 0 {
+				return findings("%d item(s) to act on", todo)
+			}
+			return nil
+		},
+	}
+	f.add(cmd, false)
+	addOutputFlag(cmd, &output)
+	cmd.Flags().DurationVar(&warnWithin, "warn-within", 30*24*time.Hour, "call certificates expiring within this window due for renewal")
+	return cmd
+}
+
+// planAction says what to do about an item, with the findings behind it.
+func planAction(s reconcile.Status, now time.Time, window time.Duration) (string, []string) {
+	switch s.State {
+	case reconcile.Missing:
+		return "create", s.Findings
+	case reconcile.Drifted:
+		return "reissue", s.Findings
+	case reconcile.Expired:
+		return "renew", s.Findings
+	case reconcile.Invalid:
+		return "fix", s.Findings
+	case reconcile.External:
+		return "external", s.Findings
+	}
+	if !s.NotAfter.IsZero() && s.NotAfter.Sub(now) < window {
+		return "renew", append(s.Findings, "expires on "+s.NotAfter.UTC().Format(time.RFC3339)+", within "+window.String())
+	}
+	return "keep", s.Findings
+}

@@ -1,0 +1,307 @@
+// Package lifecycle keeps an existing PKI alive: expiration reports,
+// renewal (certificates and the client certificates inside kubeconfigs),
+// CSRs for an external CA and the installation of what it signed.
+package lifecycle
+
+import (
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"time"
+
+	"kubepki.dev/kubepki/internal/catalog"
+	"kubepki.dev/kubepki/internal/kubeconfig"
+	"kubepki.dev/kubepki/internal/pki"
+	"kubepki.dev/kubepki/internal/store"
+)
+
+// RenewOptions choose what Renew does.
+type RenewOptions struct {
+	// Names are plan certificate or kubeconfig names; "all" or empty means
+	// every non-CA certificate of the plan.
+	Names []string
+	// ReuseKey keeps each certificate's key instead of generating one.
+	ReuseKey bool
+	// Validity overrides the plan's leaf validity.
+	Validity time.Duration
+	// FromSpec reissues from the plan (fixing drift: new SANs, groups)
+	// instead of copying the existing certificate's subject, SANs and usages.
+	FromSpec bool
+	Now      time.Time
+}
+
+// Renewed is one reissued certificate.
+type Renewed struct {
+	Name     string    `json:"name"`
+	NotAfter time.Time `json:"notAfter"`
+	NewKey   bool      `json:"newKey"`
+	// Files are every file rewritten for it: certificate, key, and the
+	// kubeconfigs that embed it.
+	Files []string `json:"files"`
+}
+
+// RenewReport is the outcome of Renew.
+type RenewReport struct {
+	Renewed []Renewed `json:"renewed"`
+	// Backup is the directory holding the replaced files.
+	Backup string `json:"backup,omitempty"`
+	// External lists certificates not renewed because their CA's key is
+	// absent: they need the external CA (kubepki certs generate-csr).
+	External []string `json:"external,omitempty"`
+}
+
+// target is a certificate about to be renewed.
+type target struct {
+	spec    catalog.CertSpec
+	cert    *x509.Certificate
+	key     crypto.Signer
+	profile pki.Profile
+	alg     pki.KeyAlgorithm
+}
+
+// Renew reissues certificates with their local CA. Every file it replaces
+// is first copied to Dir/.backup/<timestamp>/, and every write is atomic.
+// Nothing is written unless every certificate could be issued, except that
+// certificates of an external CA are skipped and listed.
+func Renew(plan *catalog.Plan, st store.Store, opts RenewOptions) (*RenewReport, error) {
+	specs, err := selectCerts(plan, opts.Names)
+	if err != nil {
+		return nil, err
+	}
+	rep := &RenewReport{}
+	cas := map[string]*pki.CA{}
+	var targets []target
+	for _, c := range specs {
+		ca, err := readCA(plan, st, c.CA, cas)
+		if err != nil {
+			return nil, err
+		}
+		if ca.Key == nil {
+			rep.External = append(rep.External, c.Name)
+			continue
+		}
+		t, err := loadTarget(plan, st, c, opts)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, t)
+	}
+
+	// Issue everything in memory first: a failure leaves the disk untouched.
+	type output struct {
+		cert   *x509.Certificate
+		key    crypto.Signer
+		newKey bool
+	}
+	outs := make([]output, len(targets))
+	for i, t := range targets {
+		key, newKey := t.key, !opts.ReuseKey || t.key == nil
+		if newKey {
+			if key, err = pki.GenerateKey(t.alg); err != nil {
+				return nil, fmt.Errorf("renew %s: %w", t.spec.Name, err)
+			}
+		}
+		cert, err := cas[t.spec.CA].Issue(key.Public(), t.profile, opts.Now)
+		if err != nil {
+			return nil, fmt.Errorf("renew %s: %w", t.spec.Name, err)
+		}
+		outs[i] = output{cert, key, newKey}
+	}
+
+	var files []string
+	for _, t := range targets {
+		files = append(files, filesOf(plan, st, t.spec)...)
+	}
+	if rep.Backup, err = st.Backup(opts.Now, files...); err != nil {
+		return nil, err
+	}
+	for i, t := range targets {
+		r := Renewed{Name: t.spec.Name, NotAfter: outs[i].cert.NotAfter, NewKey: outs[i].newKey}
+		r.Files, err = write(plan, st, t.spec, pki.EncodeCert(cas[t.spec.CA].Cert), outs[i].cert, outs[i].key, opts.FromSpec)
+		if err != nil {
+			return rep, err
+		}
+		rep.Renewed = append(rep.Renewed, r)
+	}
+	return rep, nil
+}
+
+// selectCerts resolves names to the plan's non-CA certificates; a
+// kubeconfig name stands for the certificate it embeds.
+func selectCerts(plan *catalog.Plan, names []string) ([]catalog.CertSpec, error) {
+	if len(names) == 0 || slices.Contains(names, "all") {
+		return plan.Leaves(), nil
+	}
+	var out []catalog.CertSpec
+	for _, n := range names {
+		c, ok := plan.Cert(n)
+		if !ok {
+			k, isKubeconfig := plan.Kubeconfig(n)
+			if !isKubeconfig {
+				return nil, fmt.Errorf("no certificate or kubeconfig %q in the %s plan", n, plan.Profile)
+			}
+			c, _ = plan.Cert(k.Cert)
+		}
+		if c.Profile.IsCA {
+			return nil, fmt.Errorf("%s is a CA: renewing a CA re-signs the whole cluster; that is CA rotation, not renewal", n)
+		}
+		if !slices.ContainsFunc(out, func(x catalog.CertSpec) bool { return x.Name == c.Name }) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func readCA(plan *catalog.Plan, st store.Store, name string, cache map[string]*pki.CA) (*pki.CA, error) {
+	if ca, ok := cache[name]; ok {
+		return ca, nil
+	}
+	spec, ok := plan.Cert(name)
+	if !ok {
+		return nil, fmt.Errorf("CA %q not in plan", name)
+	}
+	ca, err := st.ReadCA(spec.Path)
+	if err != nil {
+		return nil, fmt.Errorf("read CA %s: %w", name, err)
+	}
+	cache[name] = ca
+	return ca, nil
+}
+
+// loadTarget reads the certificate to renew and works out what the new
+// one says.
+func loadTarget(plan *catalog.Plan, st store.Store, c catalog.CertSpec, opts RenewOptions) (target, error) {
+	cert, key, err := ReadPair(plan, st, c)
+	if err != nil {
+		return target{}, fmt.Errorf("renew %s: %w (run kubepki init to create it)", c.Name, err)
+	}
+	t := target{spec: c, cert: cert, key: key, alg: c.KeyAlgorithm}
+	if opts.FromSpec {
+		t.profile = c.Profile
+	} else {
+		t.profile = ProfileOf(cert)
+		t.profile.Validity = c.Profile.Validity
+		// A new key of the same kind as the old one, unless asked otherwise.
+		if alg, err := pki.ParseKeyAlgorithm(string(pki.AlgorithmOf(cert.PublicKey))); err == nil {
+			t.alg = alg
+		}
+	}
+	if opts.Validity > 0 {
+		t.profile.Validity = opts.Validity
+	}
+	if opts.ReuseKey && key == nil {
+		return target{}, fmt.Errorf("renew %s --reuse-key: its private key is missing", c.Name)
+	}
+	return t, nil
+}
+
+// ProfileOf is what an existing certificate says: renewal keeps it.
+func ProfileOf(cert *x509.Certificate) pki.Profile {
+	return pki.Profile{
+		Subject:  pki.SubjectOf(cert.Subject),
+		IsCA:     cert.IsCA,
+		Usages:   pki.UsagesOf(cert),
+		DNSNames: cert.DNSNames,
+		IPs:      cert.IPAddresses,
+		Validity: cert.NotAfter.Sub(cert.NotBefore),
+	}
+}
+
+// ReadPair reads a certificate of the plan and its key, from the PKI
+// directory or from the kubeconfig it is embedded in.
+func ReadPair(plan *catalog.Plan, st store.Store, c catalog.CertSpec) (*x509.Certificate, crypto.Signer, error) {
+	if c.Embedded {
+		k, _ := plan.KubeconfigOf(c.Name)
+		cfg, err := kubeconfig.Load(st.KubeconfigPath(k.File))
+		if err != nil {
+			return nil, nil, err
+		}
+		cert, key, err := kubeconfig.ClientPair(cfg)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", st.KubeconfigPath(k.File), err)
+		}
+		return cert, key, nil
+	}
+	cert, err := st.ReadCert(c.Path)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := st.ReadKey(c.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return cert, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return cert, key, nil
+}
+
+// kubeconfigsOf are the kubeconfigs that embed a certificate.
+func kubeconfigsOf(plan *catalog.Plan, name string) []catalog.KubeconfigSpec {
+	var out []catalog.KubeconfigSpec
+	for _, k := range plan.Kubeconfigs {
+		if k.Cert == name {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// filesOf lists the files a renewal of c rewrites.
+func filesOf(plan *catalog.Plan, st store.Store, c catalog.CertSpec) []string {
+	var files []string
+	if !c.Embedded {
+		files = append(files, st.CertPath(c.Path), st.KeyPath(c.Path))
+	}
+	for _, k := range kubeconfigsOf(plan, c.Name) {
+		if store.Exists(st.KubeconfigPath(k.File)) {
+			files = append(files, st.KubeconfigPath(k.File))
+		}
+	}
+	return files
+}
+
+// write installs a new certificate and key: the PKI files, and the client
+// credentials of every kubeconfig that embeds it (CA data refreshed, the
+// rest of the file kept; with fromSpec the server URL is the plan's too).
+func write(plan *catalog.Plan, st store.Store, c catalog.CertSpec, caPEM []byte, cert *x509.Certificate, key crypto.Signer, fromSpec bool) ([]string, error) {
+	keyPEM, err := pki.EncodeKey(key)
+	if err != nil {
+		return nil, err
+	}
+	var files []string
+	if !c.Embedded {
+		if err := store.Replace(st.KeyPath(c.Path), keyPEM, store.KeyMode); err != nil {
+			return nil, err
+		}
+		if err := store.Replace(st.CertPath(c.Path), pki.EncodeCert(cert), store.CertMode); err != nil {
+			return nil, err
+		}
+		files = append(files, st.CertPath(c.Path), st.KeyPath(c.Path))
+	}
+	for _, k := range kubeconfigsOf(plan, c.Name) {
+		path := st.KubeconfigPath(k.File)
+		cfg, err := kubeconfig.Load(path)
+		if errors.Is(err, fs.ErrNotExist) && !c.Embedded {
+			continue // created by the next init
+		}
+		if err != nil {
+			return files, err
+		}
+		if err := kubeconfig.SetClientPair(cfg, caPEM, pki.EncodeCert(cert), keyPEM); err != nil {
+			return files, fmt.Errorf("%s: %w", path, err)
+		}
+		if fromSpec {
+			cl, _, _ := kubeconfig.Current(cfg)
+			cl.Server = k.Server
+		}
+		if err := kubeconfig.Replace(path, cfg); err != nil {
+			return files, err
+		}
+		files = append(files, path)
+	}
+	return files, nil
+}
