@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -109,9 +110,50 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 findings (verify/lint/init found problems)
 		newWiringCmd(e),
 		newKubeconfigCmd(e),
 		newCertsCmd(e),
+		newSignCmd(e),
 		newDistributeCmd(e),
 	)
+	usageArgs(root)
 	return root
+}
+
+// usageArgs makes a wrong positional argument a usage error (exit 2), as a
+// wrong flag is: cobra returns both as plain errors (exit 1), and answers an
+// unknown subcommand of a command group with the group's help and exit 0.
+func usageArgs(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		usageArgs(sub)
+	}
+	if c.HasSubCommands() && !c.Runnable() {
+		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+		if c.Args == nil {
+			c.Args = unknownCommand
+		}
+	}
+	if check := c.Args; check != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			err := check(cmd, args)
+			if err == nil || isFlagError(err) {
+				return err
+			}
+			return usageError("%v", err)
+		}
+	}
+}
+
+// unknownCommand rejects any argument to a command group.
+func unknownCommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's default
+	}
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(s, " or "))
+	}
+	return usageError("%s", msg)
 }
 
 func isFlagError(err error) bool {

@@ -285,8 +285,8 @@ func write(plan *catalog.Plan, st store.Store, c catalog.CertSpec, caPEM []byte,
 	for _, k := range kubeconfigsOf(plan, c.Name) {
 		path := st.KubeconfigPath(k.File)
 		cfg, err := kubeconfig.Load(path)
-		if errors.Is(err, fs.ErrNotExist) && !c.Embedded {
-			continue // created by the next init
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // created by init (or by Install, for an embedded one)
 		}
 		if err != nil {
 			return files, err

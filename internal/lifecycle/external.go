@@ -1,0 +1,183 @@
+package lifecycle
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"kubepki.dev/kubepki/internal/catalog"
+	"kubepki.dev/kubepki/internal/kubeconfig"
+	"kubepki.dev/kubepki/internal/pki"
+	"kubepki.dev/kubepki/internal/store"
+)
+
+// csrStem is where a certificate's key and CSR go in a CSR directory: its
+// PKI path, or its kubeconfig's file name for an embedded one (admin.conf →
+// admin.conf.key, admin.conf.csr, as kubeadm names them).
+func csrStem(plan *catalog.Plan, c catalog.CertSpec) string {
+	if c.Embedded {
+		k, _ := plan.KubeconfigOf(c.Name)
+		return k.File
+	}
+	return c.Path
+}
+
+// CSRFile is one generated request.
+type CSRFile struct {
+	Name string `json:"name"`
+	Key  string `json:"key"`
+	CSR  string `json:"csr"`
+}
+
+// GenerateCSRs writes, for each named leaf of the plan ("all" or none for
+// every one), a new private key (0600) and a CSR carrying the subject, SANs
+// and usages the plan asks for, into dir, for an external CA to sign. It
+// never overwrites a file.
+func GenerateCSRs(plan *catalog.Plan, names []string, dir string) ([]CSRFile, error) {
+	specs, err := selectCerts(plan, names)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]CSRFile, 0, len(specs))
+	csrDir := store.Store{Dir: dir}
+	for _, c := range specs {
+		stem := csrStem(plan, c)
+		csrPath := filepath.Join(dir, stem+".csr")
+		if store.Exists(csrPath) || store.Exists(csrDir.KeyPath(stem)) {
+			return out, fmt.Errorf("%s: %s.key or .csr already exists; not overwriting it", c.Name, filepath.Join(dir, stem))
+		}
+		key, err := pki.GenerateKey(c.KeyAlgorithm)
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", c.Name, err)
+		}
+		der, err := pki.CreateCSR(key, c.Profile)
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", c.Name, err)
+		}
+		if err := csrDir.CreateKey(stem, key); err != nil {
+			return out, err
+		}
+		if err := store.Create(csrPath, pki.EncodeCSR(der), store.CertMode); err != nil {
+			return out, err
+		}
+		out = append(out, CSRFile{Name: c.Name, Key: csrDir.KeyPath(stem), CSR: csrPath})
+	}
+	return out, nil
+}
+
+// Installed is one certificate taken from the external CA.
+type Installed struct {
+	Name     string    `json:"name"`
+	NotAfter time.Time `json:"notAfter"`
+	Files    []string  `json:"files"`
+}
+
+// InstallReport is the outcome of Install.
+type InstallReport struct {
+	Installed []Installed `json:"installed"`
+	Backup    string      `json:"backup,omitempty"`
+}
+
+// Install takes the certificates an external CA signed (signedDir/<stem>.crt
+// for each key in csrDir) and installs them with their keys, after checking
+// each one: it matches its key, chains to the cluster's CA certificate, is
+// within its validity, and says what the plan asks (subject, SANs, usages).
+// Any failed check refuses the whole install; replaced files are backed up.
+func Install(plan *catalog.Plan, st store.Store, csrDir, signedDir string, now time.Time) (*InstallReport, error) {
+	type pending struct {
+		spec catalog.CertSpec
+		cert *x509.Certificate
+		key  []byte
+	}
+	var todo []pending
+	keys := store.Store{Dir: csrDir}
+	for _, c := range plan.Leaves() {
+		stem := csrStem(plan, c)
+		keyPEM, err := os.ReadFile(keys.KeyPath(stem))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		cert, err := (store.Store{Dir: signedDir}).ReadCert(stem)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s: signed certificate %s missing", c.Name, filepath.Join(signedDir, stem+".crt"))
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := checkSigned(plan, st, c, cert, keyPEM, now); err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", c.Name, filepath.Join(signedDir, stem+".crt"), err)
+		}
+		todo = append(todo, pending{c, cert, keyPEM})
+	}
+	if len(todo) == 0 {
+		return nil, fmt.Errorf("no keys of the plan's certificates in %s (run kubepki certs generate-csr first)", csrDir)
+	}
+	var files []string
+	for _, p := range todo {
+		files = append(files, filesOf(plan, st, p.spec)...)
+	}
+	rep := &InstallReport{}
+	var err error
+	if rep.Backup, err = st.Backup(now, files...); err != nil {
+		return nil, err
+	}
+	for _, p := range todo {
+		key, _ := pki.ParseKey(p.key)
+		caSpec, _ := plan.Cert(p.spec.CA)
+		caCert, err := st.ReadCert(caSpec.Path)
+		if err != nil {
+			return rep, err
+		}
+		written, err := write(plan, st, p.spec, pki.EncodeCert(caCert), p.cert, key, false)
+		if err != nil {
+			return rep, err
+		}
+		if p.spec.Embedded && len(written) == 0 {
+			// A kubeconfig that does not exist yet: create it.
+			k, _ := plan.KubeconfigOf(p.spec.Name)
+			cfg := kubeconfig.New(kubeconfig.Params{
+				Cluster: k.Cluster, User: k.User, Context: k.Context(), Server: k.Server,
+				CA: pki.EncodeCert(caCert), Cert: pki.EncodeCert(p.cert), Key: p.key,
+			})
+			if err := kubeconfig.Create(st.KubeconfigPath(k.File), cfg); err != nil {
+				return rep, err
+			}
+			written = append(written, st.KubeconfigPath(k.File))
+		}
+		rep.Installed = append(rep.Installed, Installed{Name: p.spec.Name, NotAfter: p.cert.NotAfter, Files: written})
+	}
+	return rep, nil
+}
+
+// checkSigned is what Install demands of a certificate from outside.
+func checkSigned(plan *catalog.Plan, st store.Store, c catalog.CertSpec, cert *x509.Certificate, keyPEM []byte, now time.Time) error {
+	key, err := pki.ParseKey(keyPEM)
+	if err != nil {
+		return err
+	}
+	if !pki.KeyMatches(cert.PublicKey, key) {
+		return errors.New("certificate is not for the key generated with its CSR")
+	}
+	caSpec, _ := plan.Cert(c.CA)
+	ca, err := st.ReadCert(caSpec.Path)
+	if err != nil {
+		return fmt.Errorf("read CA %s: %w", c.CA, err)
+	}
+	if err := cert.CheckSignatureFrom(ca); err != nil {
+		return fmt.Errorf("not signed by the cluster's CA %s: %w", st.CertPath(caSpec.Path), err)
+	}
+	if now.After(cert.NotAfter) || now.Before(cert.NotBefore) {
+		return fmt.Errorf("not valid now (valid %s to %s)", cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if diff := pki.Diff(cert, c.Profile); len(diff) > 0 {
+		return fmt.Errorf("not what the plan asks: %s", diff[0])
+	}
+	return nil
+}
