@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Times kubepki against the tools it replaces, in one run on one machine:
+#   1. the seed's openssl loop (Kubernetes the Hard Way: genrsa 4096, req,
+#      x509 -req for the CA and 8 certificates) vs kubepki init --profile
+#      hardway --key-algorithm RSA-4096;
+#   2. kubeadm init phase certs all (RSA-2048, kubeadm's default) vs kubepki
+#      init --profile kubeadm --key-algorithm RSA-2048;
+#   3. kubepki's default (ECDSA-P256), for reference.
+# Each is run RUNS times (default 5); the medians and their ratios are
+# printed as a Markdown table. kubeadm comes from the cache the e2e tests
+# fill (run ./hack/test once first), or KUBEADM=/path/to/kubeadm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${RUNS:-5}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+export GOTOOLCHAIN=local
+go build -o "$work/kubepki" ./cmd/kubepki
+kubepki="$work/kubepki"
+kubeadm=${KUBEADM:-$(ls -d "${KUBEPKI_TOOLS_CACHE:-$HOME/.cache/kubepki/tools}"/*/kubeadm 2>/dev/null | head -1 || true)}
+conf="$PWD/internal/cluster/testdata/caconf/kthw.conf"
+
+# ms runs "$@" once and prints its wall time in milliseconds; a failing
+# command stops the benchmark (a fast failure is not a fast tool).
+ms() {
+	local start end
+	start=$(date +%s%N)
+	if ! "$@" >"$work/last.log" 2>&1; then
+		echo "benchmark step failed: $*" >&2
+		cat "$work/last.log" >&2
+		exit 1
+	fi
+	end=$(date +%s%N)
+	echo $(((end - start) / 1000000))
+}
+
+# median of the numbers on stdin.
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
+
+seed_openssl() {
+	local d=$1
+	mkdir -p "$d" && cd "$d"
+	openssl genrsa -out ca.key 4096
+	openssl req -x509 -new -sha512 -noenc -key ca.key -days 3653 -config "$conf" -out ca.crt
+	for cert in admin node-0 node-1 kube-proxy kube-scheduler kube-controller-manager kube-api-server service-accounts; do
+		openssl genrsa -out "$cert.key" 4096
+		openssl req -new -key "$cert.key" -sha256 -config "$conf" -section "$cert" -out "$cert.csr"
+		openssl x509 -req -days 3653 -in "$cert.csr" -copy_extensions copyall -sha256 \
+			-CA ca.crt -CAkey ca.key -CAcreateserial -out "$cert.crt"
+	done
+	cd - >/dev/null
+}
+
+# kubeadm_certs makes kubeadm's PKI and kubeconfigs in $1, as kubepki does.
+kubeadm_certs() {
+	sed "s|CERTDIR|$1/pki|" "$work/kubeadm.yaml" >"$work/kubeadm-$$.yaml"
+	"$kubeadm" init phase certs all --config "$work/kubeadm-$$.yaml"
+	"$kubeadm" init phase kubeconfig all --config "$work/kubeadm-$$.yaml" --kubeconfig-dir "$1"
+}
+
+cat >"$work/kubeadm.yaml" <<'YAML'
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+localAPIEndpoint:
+  advertiseAddress: 192.168.10.100
+nodeRegistration:
+  name: server
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+controlPlaneEndpoint: server.kubernetes.local:6443
+certificatesDir: CERTDIR
+networking:
+  serviceSubnet: 10.32.0.0/24
+YAML
+
+declare -A t
+for i in $(seq "$runs"); do
+	t[openssl]+="$(ms seed_openssl "$work/o$i") "
+	t[hardway4096]+="$(ms "$kubepki" init --dir "$work/h$i" --key-algorithm RSA-4096) "
+	if [ -n "$kubeadm" ]; then
+		t[kubeadm]+="$(ms kubeadm_certs "$work/k$i") "
+	fi
+	t[kubeadm2048]+="$(ms "$kubepki" init --dir "$work/p$i/pki" --profile kubeadm --key-algorithm RSA-2048) "
+	t[ecdsa]+="$(ms "$kubepki" init --dir "$work/e$i") "
+	echo "run $i/$runs done" >&2
+done
+
+med() { tr ' ' '\n' <<<"${t[$1]}" | grep . | median; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f×", a / b; else print "-" }'; }
+
+o=$(med openssl); h=$(med hardway4096); p=$(med kubeadm2048); e=$(med ecdsa)
+echo "| job | median (ms, $runs runs, $(nproc) cores) | kubepki's speed-up |"
+echo "|---|---|---|"
+echo "| seed 000 openssl loop, RSA-4096, CA + 8 certs | $o | |"
+echo "| kubepki init --profile hardway --key-algorithm RSA-4096 (+ 6 kubeconfigs) | $h | $(ratio "$o" "$h") |"
+if [ -n "$kubeadm" ]; then
+	k=$(med kubeadm)
+	echo "| kubeadm init phase certs all + kubeconfig all (RSA-2048) | $k | |"
+	echo "| kubepki init --profile kubeadm --key-algorithm RSA-2048 | $p | $(ratio "$k" "$p") |"
+else
+	echo "| kubepki init --profile kubeadm --key-algorithm RSA-2048 | $p | (kubeadm not found) |"
+fi
+echo "| kubepki init (default ECDSA-P256, hardway) | $e | $(ratio "$o" "$e") vs openssl |"
