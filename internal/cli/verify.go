@@ -131,6 +131,9 @@ func modeFindings(plan *catalog.Plan, st store.Store) []string {
 		check(st.PubPath(k.Path), 0o022, "writable by group or others, want 0644")
 		dirs[filepath.Dir(st.KeyPath(k.Path))] = true
 	}
+	for _, k := range plan.Kubeconfigs {
+		check(st.KubeconfigPath(k.File), 0o077, "kubeconfig holds a private key but is readable by group or others, want 0600")
+	}
 	for _, d := range slices.Sorted(maps.Keys(dirs)) {
 		check(d, 0o022, "key directory writable by group or others, want 0700")
 	}
