@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -44,10 +45,17 @@ control-plane role.`,
 				return err
 			}
 			st := f.store(plan.Profile)
-			if len(nodes) == 0 {
-				for _, b := range plan.Bundles {
-					nodes = append(nodes, b.Node)
+			var all []string
+			for _, b := range plan.Bundles {
+				all = append(all, b.Node)
+			}
+			for _, n := range nodes {
+				if !slices.Contains(all, n) {
+					return usageError("--node %s: no such node in the plan (have: %s)", n, strings.Join(all, ", "))
 				}
+			}
+			if len(nodes) == 0 {
+				nodes = all
 			}
 			tarball := strings.HasSuffix(out, ".tar.gz") || strings.HasSuffix(out, ".tgz")
 			if tarball && len(nodes) != 1 {

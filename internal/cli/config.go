@@ -3,8 +3,11 @@ package cli
 import (
 	"fmt"
 	"io"
+	"regexp"
 
 	"github.com/spf13/cobra"
+	kjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
 
 	"kubepki.dev/kubepki/internal/cluster"
 )
@@ -49,11 +52,11 @@ any finding is an error, 0 otherwise.`,
 			if err != nil {
 				return err
 			}
-			c, err := cluster.Parse(data, args[0])
+			c, fs, err := parseForLint(data, args[0])
 			if err != nil {
 				return err
 			}
-			fs := cluster.Validate(c)
+			fs = append(fs, cluster.Validate(c)...)
 			if err := printFindings(e.stdout, output, args[0], fs); err != nil {
 				return err
 			}
@@ -66,6 +69,37 @@ any finding is an error, 0 otherwise.`,
 	addOutputFlag(cmd, &output)
 	return cmd
 }
+
+// parseForLint decodes a spec as cluster.Parse does, except that unknown
+// fields, which Parse refuses, are returned as error findings: lint reports
+// a misspelled field along with everything else wrong in the spec.
+func parseForLint(data []byte, name string) (*cluster.Cluster, []cluster.Finding, error) {
+	c, err := cluster.Parse(data, name)
+	if err == nil {
+		return c, nil, nil
+	}
+	js, jerr := yaml.YAMLToJSONStrict(data)
+	if jerr != nil {
+		return nil, nil, err
+	}
+	var lenient cluster.Cluster
+	strict, jerr := kjson.UnmarshalStrict(js, &lenient, kjson.DisallowUnknownFields)
+	if jerr != nil || len(strict) == 0 || lenient.APIVersion != cluster.APIVersion || lenient.Kind != cluster.Kind {
+		return nil, nil, err
+	}
+	var fs []cluster.Finding
+	for _, e := range strict {
+		f := cluster.Finding{Severity: cluster.Error, Message: e.Error()}
+		if m := unknownField.FindStringSubmatch(f.Message); m != nil {
+			f.Field, f.Message = m[1], "unknown field (misspelled?)"
+		}
+		fs = append(fs, f)
+	}
+	cluster.SetDefaults(&lenient)
+	return &lenient, fs, nil
+}
+
+var unknownField = regexp.MustCompile(`^unknown field "(.+)"$`)
 
 func printFindings(w io.Writer, output, name string, fs []cluster.Finding) error {
 	if fs == nil {

@@ -49,12 +49,22 @@ and kubelet-<node>.conf per node (installed as /etc/kubernetes/kubelet.conf).`,
 					return usageError("no kubeconfig %q in the %s plan (have: %s)", a, plan.Profile, strings.Join(names, ", "))
 				}
 			}
+			if len(args) > 0 {
+				// Only the kubeconfigs named are to be created.
+				named := *plan
+				named.Kubeconfigs = slices.DeleteFunc(slices.Clone(plan.Kubeconfigs), func(k catalog.KubeconfigSpec) bool {
+					return !slices.Contains(args, k.Name)
+				})
+				plan = &named
+			}
 			results, err := reconcile.Apply(cmd.Context(), plan, f.store(plan.Profile), e.now(), reconcile.Options{Progress: progress(e.stderr)})
 			if err != nil {
 				return err
 			}
+			// The kubeconfigs, and any CA or certificate that had to be
+			// created for them: no file is written unreported.
 			results = slices.DeleteFunc(results, func(r reconcile.Result) bool {
-				return r.Kind != reconcile.KindKubeconfig || len(args) > 0 && !slices.Contains(args, r.Name)
+				return r.Kind != reconcile.KindKubeconfig && r.Action != reconcile.Created
 			})
 			if err := print(e.stdout, output, results, func(w io.Writer) error {
 				return writeInitText(w, f.dir, plan.Profile, results)
@@ -109,7 +119,7 @@ ClusterRole to a group instead.`,
 				return fmt.Errorf("read cluster CA: %w", err)
 			}
 			if ca.Key == nil {
-				return fmt.Errorf("%s is absent (external CA): kubepki cannot issue; create a CSR with 'kubepki csr create' and have it signed", st.KeyPath(caSpec.Path))
+				return fmt.Errorf("%s is absent (external CA): kubepki cannot issue %s's certificate here; have a CSR for CN=%s signed where the CA key is ('kubepki sign --client')", st.KeyPath(caSpec.Path), name, name)
 			}
 			alg, _ := pki.ParseKeyAlgorithm(c.KeyAlgorithm)
 			spec := catalog.UserCert(c, name, groups, ttl, alg)

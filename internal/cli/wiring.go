@@ -3,10 +3,12 @@ package cli
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"kubepki.dev/kubepki/internal/cluster"
 	"kubepki.dev/kubepki/internal/wiring"
 )
 
@@ -41,9 +43,20 @@ Output formats:
 		Args:      cobra.ExactArgs(1),
 		ValidArgs: names,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			switch output {
+			case "flags", "text", "config", "yaml", "json":
+			default:
+				return usageError("unknown output format %q (want flags, config, yaml or json)", output)
+			}
+			if !slices.Contains(names, args[0]) {
+				return usageError("unknown component %q (want one of %s)", args[0], strings.Join(names, ", "))
+			}
 			c, plan, err := f.load()
 			if err != nil {
 				return err
+			}
+			if node != "" && !slices.ContainsFunc(c.Nodes, func(n cluster.Node) bool { return n.Name == node }) {
+				return usageError("--node %s: no such node in the spec", node)
 			}
 			w, err := wiring.For(c, plan, wiring.Component(args[0]), node, root)
 			if err != nil {
