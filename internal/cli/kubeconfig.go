@@ -121,6 +121,12 @@ ClusterRole to a group instead.`,
 			if ca.Key == nil {
 				return fmt.Errorf("%s is absent (external CA): kubepki cannot issue %s's certificate here; have a CSR for CN=%s signed where the CA key is ('kubepki sign --client')", st.KeyPath(caSpec.Path), name, name)
 			}
+			if out == "" {
+				out = st.KubeconfigPath(name + ".kubeconfig")
+			}
+			if store.Exists(out) {
+				return fmt.Errorf("%s already exists; not overwriting it", out)
+			}
 			alg, _ := pki.ParseKeyAlgorithm(c.KeyAlgorithm)
 			spec := catalog.UserCert(c, name, groups, ttl, alg)
 			key, err := pki.GenerateKey(alg)
@@ -137,9 +143,6 @@ ClusterRole to a group instead.`,
 			}
 			if server == "" {
 				server = "https://" + c.APIServer.Endpoint
-			}
-			if out == "" {
-				out = st.KubeconfigPath(name + ".kubeconfig")
 			}
 			cfg := kubeconfig.New(kubeconfig.Params{
 				Cluster: c.Name, User: name, Context: name + "@" + c.Name, Server: server,

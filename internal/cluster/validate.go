@@ -51,7 +51,9 @@ func Validate(c *Cluster) []Finding {
 	for _, msg := range validation.IsDNS1123Subdomain(c.DNSDomain) {
 		add(Error, "dnsDomain", "%q: %s", c.DNSDomain, msg)
 	}
-	if _, err := ServiceIP(c.ServiceCIDR); err != nil {
+	if c.ServiceCIDR == "" {
+		add(Error, "serviceCIDR", "required: the Service IP range (its first address goes into the API server certificate)")
+	} else if _, err := ServiceIP(c.ServiceCIDR); err != nil {
 		add(Error, "serviceCIDR", "%v", err)
 	}
 	if c.PodCIDR != "" {

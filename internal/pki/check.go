@@ -13,8 +13,21 @@ import (
 // profile asks for: identity (CN, O), CA flag, usages and SANs. Country,
 // province and locality are cosmetic and not compared; neither is validity,
 // which is a question of time, not of shape.
+//
+// A CA is compared only as a CA: its name is not a Kubernetes identity, so a
+// CA the user brings (any CN, and openssl's `req -x509` leaves key usage
+// out, which allows every use) is accepted when it can sign certificates.
 func Diff(cert *x509.Certificate, p Profile) []string {
 	var out []string
+	if p.IsCA {
+		if !cert.IsCA {
+			out = append(out, "CA:FALSE, want CA:TRUE")
+		}
+		if cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageCertSign == 0 {
+			out = append(out, fmt.Sprintf("key usage is [%s], want at least [keyCertSign]", strings.Join(KeyUsageNames(cert.KeyUsage), ", ")))
+		}
+		return out
+	}
 	if got, want := cert.Subject.CommonName, p.Subject.CommonName; got != want {
 		out = append(out, fmt.Sprintf("CN is %q, want %q", got, want))
 	}

@@ -116,7 +116,20 @@ func Apply(ctx context.Context, plan *catalog.Plan, st store.Store, now time.Tim
 		}
 		r.Action, r.State, r.Findings = Created, Valid, nil
 	}
+	refreshKept(plan, st, now, results)
 	return results, nil
+}
+
+// refreshKept re-examines what Apply kept, once everything is written: a
+// kubeconfig kept as valid may embed a certificate Apply has just replaced
+// (its file was missing), which it must report now, not on the next run.
+func refreshKept(plan *catalog.Plan, st store.Store, now time.Time, results []Result) {
+	after := Examine(plan, st, now)
+	for i := range results {
+		if results[i].Action == Kept && i < len(after) && after[i].State != results[i].State {
+			results[i] = Result{Status: after[i], Action: Untouched}
+		}
+	}
 }
 
 // item is one entry of Examine's list, with what Apply needs to create it.

@@ -133,6 +133,11 @@ func examineCert(plan *catalog.Plan, c catalog.CertSpec, st store.Store, cas map
 	return s, cert
 }
 
+// outliveTolerance is how far past its CA a leaf may run before it counts
+// as drift: openssl issues a leaf with the CA's own -days seconds after the
+// CA, which is harmless.
+const outliveTolerance = 24 * time.Hour
+
 // checkCert adds the findings of a certificate (and its key, if known)
 // against its spec and CA.
 func checkCert(s *Status, plan *catalog.Plan, c catalog.CertSpec, cert *x509.Certificate, key crypto.Signer, cas map[string]*x509.Certificate, now time.Time) {
@@ -148,7 +153,7 @@ func checkCert(s *Status, plan *catalog.Plan, c catalog.CertSpec, cert *x509.Cer
 			s.bad(Invalid, "signing CA %s unreadable or missing", caSpec.Path+".crt")
 		case cert.CheckSignatureFrom(ca) != nil:
 			s.bad(Invalid, "not signed by CA %s (%s.crt)", c.CA, caSpec.Path)
-		case cert.NotAfter.After(ca.NotAfter):
+		case cert.NotAfter.After(ca.NotAfter.Add(outliveTolerance)):
 			s.bad(Drifted, "outlives its CA: NotAfter %s is after the CA's %s", cert.NotAfter.UTC().Format(time.RFC3339), ca.NotAfter.UTC().Format(time.RFC3339))
 		}
 	} else if cert.CheckSignatureFrom(cert) != nil {
@@ -160,7 +165,7 @@ func checkCert(s *Status, plan *catalog.Plan, c catalog.CertSpec, cert *x509.Cer
 	if now.After(cert.NotAfter) {
 		s.bad(Expired, "expired on %s", cert.NotAfter.UTC().Format(time.RFC3339))
 	} else if now.Before(cert.NotBefore) {
-		s.bad(Expired, "not valid before %s", cert.NotBefore.UTC().Format(time.RFC3339))
+		s.bad(Invalid, "not yet valid: valid from %s (is this host's clock right?)", cert.NotBefore.UTC().Format(time.RFC3339))
 	}
 }
 

@@ -29,7 +29,6 @@ func TestApplyLeavesDriftAlone(t *testing.T) {
 	}
 	ipDrift := []string{"SAN IP:192.168.10.201 required by spec, absent", "SAN IP:192.168.10.101 present, not in spec"}
 	cpDrift := []string{"SAN IP:192.168.10.200 required by spec, absent", "SAN IP:192.168.10.100 present, not in spec"}
-	orgDrift := []string{"O (groups) is [], want [Acme]"}
 	tests := []struct {
 		name    string
 		profile catalog.Profile
@@ -47,10 +46,10 @@ func TestApplyLeavesDriftAlone(t *testing.T) {
 		{"hardway worker IP", catalog.Hardway, moveNode("node-0", "192.168.10.201"), map[string][]string{"cert/node-0": ipDrift}},
 		{"kubeadm control-plane IP", catalog.Kubeadm, moveNode("server", "192.168.10.200"), map[string][]string{
 			"cert/apiserver": cpDrift, "cert/etcd-server": cpDrift, "cert/etcd-peer": cpDrift}},
-		{"hardway CA organization", catalog.Hardway, func(c *cluster.Cluster) { c.Subject.Organization = "Acme" }, map[string][]string{
-			"ca/ca": orgDrift}},
-		{"kubeadm CA organization", catalog.Kubeadm, func(c *cluster.Cluster) { c.Subject.Organization = "Acme" }, map[string][]string{
-			"ca/ca": orgDrift, "ca/etcd-ca": orgDrift, "ca/front-proxy-ca": orgDrift}},
+		// A CA's subject is not an identity: changing the spec's
+		// organisation does not make existing CAs drift.
+		{"hardway CA organization", catalog.Hardway, func(c *cluster.Cluster) { c.Subject.Organization = "Acme" }, map[string][]string{}},
+		{"kubeadm CA organization", catalog.Kubeadm, func(c *cluster.Cluster) { c.Subject.Organization = "Acme" }, map[string][]string{}},
 		{"hardway endpoint moved", catalog.Hardway, func(c *cluster.Cluster) { c.APIServer.Endpoint = "server.kubernetes.local:8443" }, map[string][]string{
 			"kubeconfig/node-0":                  {"server is https://server.kubernetes.local:6443, want https://server.kubernetes.local:8443"},
 			"kubeconfig/node-1":                  {"server is https://server.kubernetes.local:6443, want https://server.kubernetes.local:8443"},
@@ -242,6 +241,11 @@ func TestExamineExpired(t *testing.T) {
 		}
 		notBefore[id(s)] = c.NotBefore
 	}
+	// Not yet valid is a wrong clock or a wrong certificate, not expiry.
+	notYet := map[string]State{}
+	for n := range allCerts {
+		notYet[n] = Invalid
+	}
 	expiredOn := func(n string) string { return "expired on " + notAfter[n].UTC().Format(time.RFC3339) }
 
 	tests := []struct {
@@ -254,8 +258,8 @@ func TestExamineExpired(t *testing.T) {
 		{"leaves expired, CAs not", testNow.Add(366 * 24 * time.Hour), leaves, expiredOn},
 		{"last second of validity", testNow.Add(365 * 24 * time.Hour), nil, nil},
 		{"within the backdate", testNow.Add(-4 * time.Minute), nil, nil},
-		{"before NotBefore", testNow.Add(-time.Hour), allCerts, func(n string) string {
-			return "not valid before " + notBefore[n].UTC().Format(time.RFC3339)
+		{"before NotBefore", testNow.Add(-time.Hour), notYet, func(n string) string {
+			return "not yet valid: valid from " + notBefore[n].UTC().Format(time.RFC3339) + " (is this host's clock right?)"
 		}},
 	}
 	for _, tc := range tests {
@@ -535,8 +539,12 @@ func TestExamineInvalid(t *testing.T) {
 				"ca/ca":      {"certificate missing; existing key {dir}/ca.key will be reused"},
 				"cert/admin": {"signing CA ca.crt unreadable or missing"},
 			},
-			// Apply makes a CA certificate for the old key; the leaves are left.
-			actions: map[string]Action{"ca/ca": Created},
+			// Apply makes a CA certificate for the old key; the leaves are left,
+			// and the kubeconfigs, whose CA data is now stale, are reported in
+			// the same run.
+			actions: map[string]Action{"ca/ca": Created,
+				"kubeconfig/node-0": Untouched, "kubeconfig/node-1": Untouched, "kubeconfig/kube-proxy": Untouched,
+				"kubeconfig/kube-controller-manager": Untouched, "kubeconfig/kube-scheduler": Untouched, "kubeconfig/admin": Untouched},
 		},
 	}
 	for _, tc := range tests {

@@ -63,6 +63,9 @@ func For(c *cluster.Cluster, plan *catalog.Plan, comp Component, node, root stri
 	if err != nil {
 		return nil, err
 	}
+	if err := runsOn(plan.Profile, comp, n); err != nil {
+		return nil, err
+	}
 	b, ok := plan.Bundle(n.Name)
 	if !ok {
 		return nil, fmt.Errorf("no bundle for node %s", n.Name)
@@ -113,6 +116,23 @@ func pickNode(c *cluster.Cluster, comp Component, name string) (cluster.Node, er
 		return cluster.Node{}, fmt.Errorf("no node runs %s; pass --node", comp)
 	}
 	return candidates[0], nil
+}
+
+// runsOn says whether a component runs on a node of the layout: the
+// control plane's components on control-plane nodes; the kubelet and
+// kube-proxy on workers (and, in the kubeadm layout, on every node).
+func runsOn(p catalog.Profile, comp Component, n cluster.Node) error {
+	switch comp {
+	case Kubelet, KubeProxy:
+		if n.Has(cluster.RoleWorker) || p == catalog.Kubeadm {
+			return nil
+		}
+		return fmt.Errorf("%s does not run on node %s in the %s layout: it has no worker role", comp, n.Name, p)
+	}
+	if !n.Has(cluster.RoleControlPlane) {
+		return fmt.Errorf("%s runs on control-plane nodes; %s is not one", comp, n.Name)
+	}
+	return nil
 }
 
 // wirer builds one Wiring; its helpers look paths up in the node's bundle.
