@@ -8,7 +8,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 
@@ -63,12 +65,14 @@ func Collect(plan *catalog.Plan, st store.Store, node string) (*Bundle, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bundle %s: %s: %w", node, f.Path, err)
 		}
-		if f.Kind == catalog.SourceKey && !controlPlane {
-			if c, ok := plan.Cert(f.Name); ok && c.Profile.IsCA {
-				return nil, fmt.Errorf("bundle %s: refusing to put CA key %s on a node without the control-plane role", node, src)
-			}
+		if f.Kind == catalog.SourceKey && !controlPlane && isCA(plan, f.Name) {
+			return nil, fmt.Errorf("bundle %s: refusing to put CA key %s on a node without the control-plane role", node, src)
 		}
 		data, err := os.ReadFile(src)
+		if errors.Is(err, fs.ErrNotExist) && f.Kind == catalog.SourceKey && isCA(plan, f.Name) {
+			// External-CA mode: the CA key is elsewhere, and stays there.
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("bundle %s: %w", node, err)
 		}
@@ -83,6 +87,11 @@ func Collect(plan *catalog.Plan, st store.Store, node string) (*Bundle, error) {
 		})
 	}
 	return b, nil
+}
+
+func isCA(plan *catalog.Plan, name string) bool {
+	c, ok := plan.Cert(name)
+	return ok && c.Profile.IsCA
 }
 
 // sourcePath is the store file a bundle file is copied from.

@@ -30,7 +30,8 @@ func newRenewCmd(e *env) *cobra.Command {
 		Long: `Reissue certificates with their CA from the PKI directory. By default each new
 certificate copies the old one's subject, SANs and usages, with a new key of the
 same kind; --from-spec reissues from the cluster spec instead, fixing drift
-(a SAN the spec now needs). The client certificates inside kubeconfigs are
+(a SAN the spec now needs). The hard way's service-accounts certificate keeps
+its key: a new one would invalidate every service-account token. The client certificates inside kubeconfigs are
 renewed in place (the rest of each kubeconfig is kept, its CA data refreshed),
 kubelet.conf included.
 
@@ -44,6 +45,9 @@ listed, with the command that makes CSRs for the external CA (exit 3).`,
   kubepki certs renew admin.conf kubelet-node-0.conf --reuse-key`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if validity < 0 {
+				return usageError("--validity must be positive (0 or unset: the spec's leaf validity)")
+			}
 			c, plan, err := f.load()
 			if err != nil {
 				return err

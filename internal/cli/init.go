@@ -96,7 +96,17 @@ func reissueDrifted(e *env, plan *catalog.Plan, st store.Store, results []reconc
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(e.stderr, "reissued from the spec: %s (backup: %s)\n", strings.Join(names, ", "), rep.Backup)
+	var reissued []string
+	for _, r := range rep.Renewed {
+		reissued = append(reissued, r.Name)
+	}
+	if len(reissued) > 0 {
+		fmt.Fprintf(e.stderr, "reissued from the spec: %s (backup: %s)\n", strings.Join(reissued, ", "), rep.Backup)
+	}
+	if len(rep.External) > 0 {
+		fmt.Fprintf(e.stderr, "not reissued, their CA key is absent (external CA): %s; make CSRs for the external CA with: kubepki certs generate-csr %s --csr-dir DIR\n",
+			strings.Join(rep.External, ", "), strings.Join(rep.External, " "))
+	}
 	after := reconcile.Examine(plan, st, e.now())
 	for i := range results {
 		if results[i].State == reconcile.Drifted && i < len(after) && after[i].State == reconcile.Valid {

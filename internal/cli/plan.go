@@ -9,7 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"kubepki.dev/kubepki/internal/catalog"
 	"kubepki.dev/kubepki/internal/reconcile"
+	"kubepki.dev/kubepki/internal/store"
 )
 
 // planItem is one line of `kubepki plan`.
@@ -37,9 +39,12 @@ certificate, key pair and kubeconfig, what 'kubepki init' would do:
             reissues it (after a backup)
   renew     expired or expiring within --warn-within: 'kubepki certs renew'
   fix       invalid (unreadable, wrong key, wrong CA): needs a person
-  external  a CA without its key: certificates it signs come from outside
+  external  a CA without its key: certificates it signs come from outside;
+            a missing certificate it signs: 'kubepki certs generate-csr NAME',
+            have it signed, then 'kubepki certs install'
 
-Exit 0 when there is nothing to do, 3 otherwise.`,
+Exit 0 when there is nothing to do (a CA without its key is not a task), 3
+otherwise.`,
 		Example: "  kubepki plan --config cluster.yaml --dir ./pki",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -48,12 +53,21 @@ Exit 0 when there is nothing to do, 3 otherwise.`,
 				return err
 			}
 			now := e.now()
+			st := f.store(plan.Profile)
+			statuses := reconcile.Examine(plan, st, now)
 			var items []planItem
 			todo := 0
-			for _, s := range reconcile.Examine(plan, f.store(plan.Profile), now) {
+			for _, s := range statuses {
 				it := planItem{Status: s}
 				it.Action, it.Findings = planAction(s, now, warnWithin)
-				if it.Action != "keep" && it.Action != "external" {
+				if it.Action == "create" {
+					if ca, ok := externalSigner(plan, st, statuses, s); ok {
+						// init cannot issue it: say where it comes from.
+						it.Action = "external"
+						it.Findings = append(it.Findings, fmt.Sprintf("CA %s has no key here (external CA): kubepki certs generate-csr %s --csr-dir DIR, have it signed, then kubepki certs install", ca, certOf(plan, s)))
+					}
+				}
+				if it.Action != "keep" && !(it.Action == "external" && s.IsCA) {
 					todo++
 				}
 				items = append(items, it)
@@ -93,6 +107,38 @@ Exit 0 when there is nothing to do, 3 otherwise.`,
 	addOutputFlag(cmd, &output)
 	cmd.Flags().DurationVar(&warnWithin, "warn-within", 30*24*time.Hour, "call certificates expiring within this window due for renewal")
 	return cmd
+}
+
+// certOf is the certificate of the plan an item stands for: itself, or the
+// one a kubeconfig embeds.
+func certOf(plan *catalog.Plan, s reconcile.Status) string {
+	if s.Kind == reconcile.KindKubeconfig {
+		k, _ := plan.Kubeconfig(s.Name)
+		return k.Cert
+	}
+	return s.Name
+}
+
+// externalSigner returns the CA of a missing item whose certificate init
+// would have to issue with a CA whose key is absent.
+func externalSigner(plan *catalog.Plan, st store.Store, statuses []reconcile.Status, s reconcile.Status) (string, bool) {
+	if s.Kind != reconcile.KindCert && s.Kind != reconcile.KindKubeconfig {
+		return "", false
+	}
+	c, ok := plan.Cert(certOf(plan, s))
+	if !ok || c.Profile.IsCA {
+		return "", false
+	}
+	// A kubeconfig of a certificate on disk is made without the CA key.
+	if s.Kind == reconcile.KindKubeconfig && !c.Embedded && store.Exists(st.CertPath(c.Path)) {
+		return "", false
+	}
+	for _, ca := range statuses {
+		if ca.IsCA && ca.Name == c.CA && ca.State == reconcile.External {
+			return c.CA, true
+		}
+	}
+	return "", false
 }
 
 // planAction says what to do about an item, with the findings behind it.

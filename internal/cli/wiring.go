@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"kubepki.dev/kubepki/internal/cluster"
+	"kubepki.dev/kubepki/internal/store"
 	"kubepki.dev/kubepki/internal/wiring"
 )
 
@@ -58,7 +59,10 @@ Output formats:
 			if node != "" && !slices.ContainsFunc(c.Nodes, func(n cluster.Node) bool { return n.Name == node }) {
 				return usageError("--node %s: no such node in the spec", node)
 			}
-			w, err := wiring.For(c, plan, wiring.Component(args[0]), node, root)
+			st := f.store(plan.Profile)
+			caSpec, _ := plan.Cert("ca")
+			external := !store.Exists(st.KeyPath(caSpec.Path)) && store.Exists(st.CertPath(caSpec.Path))
+			w, err := wiring.For(c, plan, wiring.Component(args[0]), node, wiring.Options{Root: root, ExternalCA: external})
 			if err != nil {
 				return err
 			}

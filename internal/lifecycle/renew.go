@@ -23,7 +23,8 @@ type RenewOptions struct {
 	// Names are plan certificate or kubeconfig names; "all" or empty means
 	// every non-CA certificate of the plan.
 	Names []string
-	// ReuseKey keeps each certificate's key instead of generating one.
+	// ReuseKey keeps each certificate's key instead of generating one. The
+	// service-account signing key is always kept (see signsTokens).
 	ReuseKey bool
 	// Validity overrides the plan's leaf validity.
 	Validity time.Duration
@@ -98,7 +99,8 @@ func Renew(plan *catalog.Plan, st store.Store, opts RenewOptions) (*RenewReport,
 	}
 	outs := make([]output, len(targets))
 	for i, t := range targets {
-		key, newKey := t.key, !opts.ReuseKey || t.key == nil
+		reuse := opts.ReuseKey || signsTokens(plan, t.spec)
+		key, newKey := t.key, !reuse || t.key == nil
 		if newKey {
 			if key, err = pki.GenerateKey(t.alg); err != nil {
 				return nil, fmt.Errorf("renew %s: %w", t.spec.Name, err)
@@ -127,6 +129,16 @@ func Renew(plan *catalog.Plan, st store.Store, opts RenewOptions) (*RenewReport,
 		rep.Renewed = append(rep.Renewed, r)
 	}
 	return rep, nil
+}
+
+// signsTokens says whether a certificate only carries the service-account
+// token signing key (the hard way's service-accounts.crt, which
+// kube-apiserver reads for --service-account-key-file). Renewal keeps that
+// key: a new one would invalidate every service-account token in the
+// cluster, which is a key rotation, not a renewal (kubeadm never renews
+// sa.key either).
+func signsTokens(plan *catalog.Plan, c catalog.CertSpec) bool {
+	return plan.Profile == catalog.Hardway && c.Name == "service-accounts"
 }
 
 // selectCerts resolves names to the plan's non-CA certificates; a

@@ -32,7 +32,7 @@ func Restarts(c *cluster.Cluster, plan *catalog.Plan, renewed []string) []string
 			continue
 		}
 		for _, comp := range wiring.Components() {
-			w, err := wiring.For(c, plan, comp, b.Node, "")
+			w, err := wiring.For(c, plan, comp, b.Node, wiring.Options{})
 			if err != nil {
 				continue // the component does not run there
 			}

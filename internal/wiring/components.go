@@ -111,8 +111,12 @@ func (w *wirer) controllerManager() error {
 	w.componentAuth(w.file(kc, kubeconfig))
 	w.flag("cluster-name", w.c.Name)
 	w.flag("client-ca-file", w.file(cert, "ca"))
-	w.flag("cluster-signing-cert-file", w.file(cert, "ca"))
-	w.flag("cluster-signing-key-file", w.file(key, "ca"))
+	if !w.externalCA {
+		// With an external CA there is no key to sign with: the built-in
+		// signer stays off, as kubeadm leaves it in external-CA mode.
+		w.flag("cluster-signing-cert-file", w.file(cert, "ca"))
+		w.flag("cluster-signing-key-file", w.file(key, "ca"))
+	}
 	w.flag("root-ca-file", w.file(cert, "ca"))
 	w.flag("service-account-private-key-file", saKey)
 	w.flag("use-service-account-credentials", "true")

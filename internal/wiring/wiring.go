@@ -51,11 +51,20 @@ const (
 	EtcdPeerPort   = "2380"
 )
 
+// Options adjust a wiring to the installation.
+type Options struct {
+	// Root, if set, is prefixed to every path, for a node tree installed
+	// under a directory (kubepki bundle --out).
+	Root string
+	// ExternalCA is set when the cluster CA's key is absent: nothing in the
+	// cluster signs with it (kube-controller-manager's signer is off).
+	ExternalCA bool
+}
+
 // For returns the wiring of a component on a node ("" picks the first
 // control-plane node for control-plane components, the first worker for
-// kubelet and kube-proxy). root, if set, is prefixed to every path, for a
-// node tree installed under a directory (kubepki bundle --out).
-func For(c *cluster.Cluster, plan *catalog.Plan, comp Component, node, root string) (*Wiring, error) {
+// kubelet and kube-proxy).
+func For(c *cluster.Cluster, plan *catalog.Plan, comp Component, node string, opts Options) (*Wiring, error) {
 	if !slices.Contains(Components(), comp) {
 		return nil, fmt.Errorf("unknown component %q (want one of %s)", comp, joinComponents())
 	}
@@ -70,7 +79,7 @@ func For(c *cluster.Cluster, plan *catalog.Plan, comp Component, node, root stri
 	if !ok {
 		return nil, fmt.Errorf("no bundle for node %s", n.Name)
 	}
-	w := &wirer{c: c, plan: plan, node: n, bundle: b, root: root, out: &Wiring{Component: comp, Node: n.Name}}
+	w := &wirer{c: c, plan: plan, node: n, bundle: b, root: opts.Root, externalCA: opts.ExternalCA, out: &Wiring{Component: comp, Node: n.Name}}
 	switch comp {
 	case Etcd:
 		err = w.etcd()
@@ -144,6 +153,8 @@ type wirer struct {
 	root   string
 	out    *Wiring
 	err    error
+	// externalCA: the cluster CA's key is not on the node.
+	externalCA bool
 }
 
 func (w *wirer) flag(name, value string) {
