@@ -9,6 +9,6 @@ func newCertsCmd(e *env) *cobra.Command {
 		Use:   "certs",
 		Short: "Check, renew and externally sign the cluster's certificates",
 	}
-	cmd.AddCommand(newRenewCmd(e), newGenerateCSRCmd(e), newInstallCmd(e))
+	cmd.AddCommand(newRenewCmd(e), newGenerateCSRCmd(e), newInstallCmd(e), newCheckExpirationCmd(e))
 	return cmd
 }
