@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -117,19 +118,38 @@ func reissueDrifted(e *env, plan *catalog.Plan, st store.Store, results []reconc
 }
 
 // progress returns a key-generation reporter that stays quiet unless the work
-// takes more than a moment (RSA-3072 and up).
+// takes more than a moment (RSA-3072 and up). On a terminal it redraws one
+// line; in a log it writes a line per quarter of the work.
 func progress(w io.Writer) func(done, total int) {
-	start, shown := time.Now(), false
+	start, shown, lastQuarter := time.Now(), false, -1
+	tty := isTerminal(w)
 	return func(done, total int) {
 		if !shown && time.Since(start) < time.Second {
 			return
 		}
 		shown = true
-		fmt.Fprintf(w, "\rgenerating keys: %d/%d", done, total)
-		if done == total {
-			fmt.Fprintln(w)
+		if tty {
+			fmt.Fprintf(w, "\rgenerating keys: %d/%d", done, total)
+			if done == total {
+				fmt.Fprintln(w)
+			}
+			return
+		}
+		if q := done * 4 / total; q != lastQuarter {
+			lastQuarter = q
+			fmt.Fprintf(w, "generating keys: %d/%d\n", done, total)
 		}
 	}
+}
+
+// isTerminal reports whether w is a character device, such as a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func writeInitText(w io.Writer, dir, profile any, results []reconcile.Result) error {
