@@ -278,18 +278,25 @@ func (r Report) Within(d time.Duration) Report {
 				out.Summary.Unreadable++
 				continue
 			}
-			e.ResidualSeconds = ResidualSeconds(e.NotAfter, out.Now)
-			e.Residual = FormatResidual(e.ResidualSeconds)
-			e.Expired, e.ExpiringSoon = classify(e.NotAfter, out.Now, d)
-			if e.Expired {
-				out.Summary.Expired++
-			}
-			if e.ExpiringSoon {
-				out.Summary.ExpiringSoon++
-			}
+			e.ResidualSeconds, e.Residual, e.Expired, e.ExpiringSoon = out.Summary.count(e.NotAfter, out.Now, d)
 		}
 	}
 	return out
+}
+
+// count classifies a certificate valid until notAfter for the window d,
+// adds it to the summary, and returns its residual time in seconds and as
+// text with its classification.
+func (s *Summary) count(notAfter, now time.Time, d time.Duration) (secs int64, text string, expired, soon bool) {
+	secs = ResidualSeconds(notAfter, now)
+	expired, soon = classify(notAfter, now, d)
+	if expired {
+		s.Expired++
+	}
+	if soon {
+		s.ExpiringSoon++
+	}
+	return secs, FormatResidual(secs), expired, soon
 }
 
 // classify says whether a certificate valid until notAfter has expired at

@@ -114,15 +114,7 @@ func (r ScanReport) Within(d time.Duration) ScanReport {
 	out.Summary = Summary{Total: len(out.Certificates), Unreadable: len(out.Problems)}
 	for i := range out.Certificates {
 		e := &out.Certificates[i]
-		e.ResidualSeconds = ResidualSeconds(e.NotAfter, out.Now)
-		e.Residual = FormatResidual(e.ResidualSeconds)
-		e.Expired, e.ExpiringSoon = classify(e.NotAfter, out.Now, d)
-		if e.Expired {
-			out.Summary.Expired++
-		}
-		if e.ExpiringSoon {
-			out.Summary.ExpiringSoon++
-		}
+		e.ResidualSeconds, e.Residual, e.Expired, e.ExpiringSoon = out.Summary.count(e.NotAfter, out.Now, d)
 	}
 	return out
 }
