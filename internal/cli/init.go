@@ -59,12 +59,7 @@ Exit codes: 0 all present and valid, 1 error, 3 something was left untouched
 					return err
 				}
 			}
-			if err := print(e.stdout, output, results, func(w io.Writer) error {
-				return writeInitText(w, f.dir, plan.Profile, results)
-			}); err != nil {
-				return err
-			}
-			return resultsExit(results, f.dir)
+			return reportResults(e, output, f.dir, plan.Profile, results)
 		},
 	}
 	f.add(cmd, true)
@@ -152,7 +147,7 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-func writeInitText(w io.Writer, dir, profile any, results []reconcile.Result) error {
+func writeInitText(w io.Writer, dir string, profile catalog.Profile, results []reconcile.Result) error {
 	counts := map[reconcile.Action]int{}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, r := range results {

@@ -66,12 +66,7 @@ and kubelet-<node>.conf per node (installed as /etc/kubernetes/kubelet.conf).`,
 			results = slices.DeleteFunc(results, func(r reconcile.Result) bool {
 				return r.Kind != reconcile.KindKubeconfig && r.Action != reconcile.Created
 			})
-			if err := print(e.stdout, output, results, func(w io.Writer) error {
-				return writeInitText(w, f.dir, plan.Profile, results)
-			}); err != nil {
-				return err
-			}
-			return resultsExit(results, f.dir)
+			return reportResults(e, output, f.dir, plan.Profile, results)
 		},
 	}
 	f.add(cmd, true)
@@ -167,9 +162,14 @@ ClusterRole to a group instead.`,
 	return cmd
 }
 
-// resultsExit turns reconcile results into the exit status: 3 when
-// something was left untouched or failed.
-func resultsExit(results []reconcile.Result, dir string) error {
+// reportResults prints reconcile results and turns them into the exit
+// status: 3 when something was left untouched or failed.
+func reportResults(e *env, output, dir string, profile catalog.Profile, results []reconcile.Result) error {
+	if err := print(e.stdout, output, results, func(w io.Writer) error {
+		return writeInitText(w, dir, profile, results)
+	}); err != nil {
+		return err
+	}
 	bad := 0
 	for _, r := range results {
 		if r.Action == reconcile.Untouched || r.Action == reconcile.Failed {
