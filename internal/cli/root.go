@@ -91,7 +91,9 @@ func newRoot(e *env) *cobra.Command {
 from one declarative cluster spec (or the embedded default, or an imported
 Kubernetes-the-Hard-Way ca.conf), in the hard-way or the kubeadm layout.
 
-Exit codes: 0 ok, 1 error, 2 usage, 3 findings (verify/lint/init found problems).`,
+Exit codes: 0 ok, 1 error, 2 usage, 3 findings (verify/lint/plan/init found
+problems; check-expiration: something expires soon), 4 check-expiration:
+something has expired.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -112,6 +114,8 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 findings (verify/lint/init found problems)
 		newCertsCmd(e),
 		newSignCmd(e),
 		newDistributeCmd(e),
+		newCSRCmd(e),
+		newControllerCmd(e),
 	)
 	usageArgs(root)
 	return root

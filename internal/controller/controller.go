@@ -1,0 +1,354 @@
+// Package controller is kubepki's in-cluster signer and approver for the
+// Certificates API: a controller-runtime manager that watches
+// CertificateSigningRequests, approves or denies the pending ones its
+// policies judge (internal/csr), signs the approved ones for the signer
+// names it holds a CA for, and runs as several replicas of which only the
+// holder of a Lease acts. It serves Prometheus metrics, /healthz and
+// /readyz, and logs structured records that never contain key material,
+// requests or certificates.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	certv1 "k8s.io/api/certificates/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	crcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"kubepki.dev/kubepki/internal/csr"
+)
+
+// Defaults for Options.
+const (
+	DefaultMaxDuration             = 365 * 24 * time.Hour // kube-controller-manager's --cluster-signing-duration
+	DefaultLeaderElectionNamespace = "kubepki-system"
+	DefaultLeaderElectionID        = "kubepki-controller"
+	DefaultWorkers                 = 16
+	DefaultQPS                     = 200
+	DefaultBurst                   = 400
+)
+
+// SignerFiles names a signer and its CA files.
+type SignerFiles struct {
+	Name, CertFile, KeyFile string
+}
+
+// Options configure Run.
+type Options struct {
+	// Signers the controller issues certificates for.
+	Signers []SignerFiles
+	// MaxDuration caps every certificate (and is the approver's limit on
+	// spec.expirationSeconds).
+	MaxDuration time.Duration
+	// Approve turns the approver on: kubelet-serving and kubelet client
+	// renewal always, kube-apiserver-client when ClientPolicy is set.
+	Approve      bool
+	ClientPolicy *csr.ApprovalPolicy
+	// DryRun makes the approver log its decisions and write nothing.
+	DryRun bool
+	// Workers is the number of CSRs handled at once.
+	Workers int
+	// LeaderElection makes replicas share one Lease; only its holder acts.
+	LeaderElection          bool
+	LeaderElectionNamespace string
+	LeaderElectionID        string
+	LeaseDuration           time.Duration
+	RenewDeadline           time.Duration
+	RetryPeriod             time.Duration
+	// ReleaseOnCancel gives the lease up on a clean stop, so that another
+	// replica takes over at once instead of after LeaseDuration.
+	ReleaseOnCancel bool
+	// HTTPAddress serves /metrics, /healthz and /readyz ("" or "0": off).
+	HTTPAddress string
+	// Log receives every record; nil discards.
+	Log *slog.Logger
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// Run runs the controller until ctx is done. The rest config's QPS and
+// Burst are used as they are (see the CLI's --kube-api-qps).
+func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = DefaultWorkers
+	}
+	if opts.MaxDuration <= 0 {
+		opts.MaxDuration = DefaultMaxDuration
+	}
+	if len(opts.Signers) == 0 && !opts.Approve {
+		return errors.New("nothing to do: configure at least one signer or the approver")
+	}
+	log := opts.Log
+	metrics := NewMetrics()
+
+	signers := map[string]*Signer{}
+	for _, sf := range opts.Signers {
+		if err := csr.ValidateSignerName(sf.Name); err != nil {
+			return err
+		}
+		if _, dup := signers[sf.Name]; dup {
+			return fmt.Errorf("signer %s configured twice", sf.Name)
+		}
+		name := sf.Name
+		ca, err := LoadCAFiles(sf.CertFile, sf.KeyFile, log.With("signer", name), func(err error) {
+			result := "ok"
+			if err != nil {
+				result = "error"
+			}
+			metrics.caReloads.WithLabelValues(name, result).Inc()
+		})
+		if err != nil {
+			return fmt.Errorf("signer %s: %w", name, err)
+		}
+		signers[name] = &Signer{Name: name, CA: ca}
+	}
+
+	scheme := runtime.NewScheme()
+	if err := certv1.AddToScheme(scheme); err != nil {
+		return fmt.Errorf("scheme: %w", err)
+	}
+	if err := corev1.AddToScheme(scheme); err != nil {
+		return fmt.Errorf("scheme: %w", err)
+	}
+	skip := true
+	mopts := manager.Options{
+		Scheme:                        scheme,
+		Logger:                        logr.FromSlogHandler(log.Handler()),
+		LeaderElection:                opts.LeaderElection,
+		LeaderElectionNamespace:       opts.LeaderElectionNamespace,
+		LeaderElectionID:              opts.LeaderElectionID,
+		LeaderElectionReleaseOnCancel: opts.ReleaseOnCancel,
+		Metrics:                       metricsserver.Options{BindAddress: "0"}, // served below, with our registry
+		HealthProbeBindAddress:        "0",
+		Cache: cache.Options{
+			// The CSR informer holds every CSR of the cluster; managed
+			// fields are most of an object's size and never read.
+			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject: map[client.Object]cache.ByObject{
+				&corev1.Node{}: {Transform: nodeAddressesOnly},
+			},
+		},
+		Controller: config.Controller{SkipNameValidation: &skip},
+	}
+	if opts.LeaseDuration > 0 {
+		mopts.LeaseDuration = &opts.LeaseDuration
+	}
+	if opts.RenewDeadline > 0 {
+		mopts.RenewDeadline = &opts.RenewDeadline
+	}
+	if opts.RetryPeriod > 0 {
+		mopts.RetryPeriod = &opts.RetryPeriod
+	}
+	mgr, err := ctrl.NewManager(cfg, mopts)
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+
+	r := &Reconciler{
+		Client:      mgr.GetClient(),
+		Live:        mgr.GetAPIReader(),
+		Signers:     signers,
+		DryRun:      opts.DryRun,
+		MaxDuration: opts.MaxDuration,
+		Metrics:     metrics,
+		Log:         log,
+		Events:      mgr.GetEventRecorder("kubepki-controller"),
+		Now:         opts.Now,
+	}
+	if opts.Approve {
+		nodes := &nodeSource{cache: mgr.GetClient(), live: mgr.GetAPIReader()}
+		chains := []csr.Chain{
+			csr.KubeletServingChain(nodes, opts.MaxDuration),
+			csr.KubeletClientRenewalChain(opts.MaxDuration),
+		}
+		if opts.ClientPolicy != nil {
+			chains = append(chains, csr.APIServerClientChain(opts.ClientPolicy, opts.MaxDuration))
+		}
+		if r.Approver, err = csr.NewApprover(chains...); err != nil {
+			return err
+		}
+	}
+	relevant := predicate.Funcs{
+		CreateFunc:  func(e event.CreateEvent) bool { return r.Relevant(e.Object) },
+		UpdateFunc:  func(e event.UpdateEvent) bool { return r.Relevant(e.ObjectNew) },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(e event.GenericEvent) bool { return r.Relevant(e.Object) },
+	}
+	err = ctrl.NewControllerManagedBy(mgr).
+		Named("kubepki-csr").
+		For(&certv1.CertificateSigningRequest{}, builder.WithPredicates(relevant)).
+		WithOptions(crcontroller.Options{MaxConcurrentReconciles: opts.Workers}).
+		Complete(r)
+	if err != nil {
+		return fmt.Errorf("create controller: %w", err)
+	}
+	// Start the CSR informer on every replica, not only on the leader, so
+	// that a replica taking over has a warm cache and starts at once.
+	if _, err := mgr.GetCache().GetInformer(ctx, &certv1.CertificateSigningRequest{}, cache.BlockUntilSynced(false)); err != nil {
+		return fmt.Errorf("CSR informer: %w", err)
+	}
+
+	var synced atomic.Bool
+	var srv *http.Server
+	if opts.HTTPAddress != "" && opts.HTTPAddress != "0" {
+		l, err := net.Listen("tcp", opts.HTTPAddress)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", opts.HTTPAddress, err)
+		}
+		srv = &http.Server{Handler: httpHandler(metrics, &synced, signers), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("HTTP server stopped", "err", err)
+			}
+		}()
+		log.Info("serving /metrics, /healthz and /readyz", "address", l.Addr().String())
+	}
+	if err := mgr.Add(&syncWatcher{cache: mgr.GetCache(), synced: &synced}); err != nil {
+		return err
+	}
+	go func() {
+		select {
+		case <-mgr.Elected():
+			metrics.leader.Set(1)
+			log.Info("leading: approving and signing", "lease", opts.LeaderElectionNamespace+"/"+opts.LeaderElectionID)
+		case <-ctx.Done():
+		}
+	}()
+
+	names := make([]string, 0, len(signers))
+	for n := range signers {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	log.Info("starting", "signers", names, "approve", opts.Approve, "dryRun", opts.DryRun, "workers", opts.Workers,
+		"maxDuration", opts.MaxDuration.String(), "leaderElection", opts.LeaderElection)
+	runErr := mgr.Start(ctx)
+	metrics.leader.Set(0)
+	if srv != nil {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = srv.Shutdown(shutdownCtx)
+		cancel()
+	}
+	t := metrics.Totals()
+	log.Info("stopped", "signed", t[metricSigned], "failed", t[metricFailed], "approved", t[metricApproved], "denied", t[metricDenied])
+	if runErr != nil {
+		return fmt.Errorf("controller: %w", runErr)
+	}
+	return nil
+}
+
+// syncWatcher flips synced once the informer cache has synced; it runs on
+// every replica.
+type syncWatcher struct {
+	cache  cache.Cache
+	synced *atomic.Bool
+}
+
+// Start waits for the cache, then for the end.
+func (s *syncWatcher) Start(ctx context.Context) error {
+	if s.cache.WaitForCacheSync(ctx) {
+		s.synced.Store(true)
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// NeedLeaderElection is false: standby replicas are ready too.
+func (s *syncWatcher) NeedLeaderElection() bool { return false }
+
+// httpHandler serves the metrics (ours and controller-runtime's global
+// registry), liveness and readiness: ready once the cache has synced and
+// every CA is loaded.
+func httpHandler(m *Metrics, synced *atomic.Bool, signers map[string]*Signer) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(prometheus.Gatherers{m.Registry, crmetrics.Registry}, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !synced.Load() {
+			http.Error(w, "informer cache not synced", http.StatusServiceUnavailable)
+			return
+		}
+		for _, s := range signers {
+			if ca := s.CA.Current(); ca == nil {
+				http.Error(w, "no CA for "+s.Name, http.StatusServiceUnavailable)
+				return
+			}
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	return mux
+}
+
+// nodeSource reads Nodes for the kubelet-serving policies from the informer
+// cache, and from the API server when the cache has not seen the Node: a
+// kubelet registers its Node and asks for a serving certificate at once,
+// and must not be denied for the informer's lag.
+type nodeSource struct {
+	cache, live client.Reader
+}
+
+// Node implements csr.NodeSource.
+func (n *nodeSource) Node(ctx context.Context, name string) (*corev1.Node, error) {
+	var node corev1.Node
+	key := client.ObjectKey{Name: name}
+	err := n.cache.Get(ctx, key, &node)
+	if apierrors.IsNotFound(err) {
+		err = n.live.Get(ctx, key, &node)
+	}
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &node, nil
+}
+
+// nodeAddressesOnly keeps of a cached Node what the approver reads: its
+// name and status.addresses. A Node's images and conditions are most of
+// its size; a cluster of thousands would otherwise cost the controller
+// hundreds of megabytes.
+func nodeAddressesOnly(obj any) (any, error) {
+	n, ok := obj.(*corev1.Node)
+	if !ok {
+		return obj, nil
+	}
+	return &corev1.Node{
+		TypeMeta:   n.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{Name: n.Name, UID: n.UID, ResourceVersion: n.ResourceVersion},
+		Status:     corev1.NodeStatus{Addresses: n.Status.Addresses},
+	}, nil
+}

@@ -1,0 +1,57 @@
+package controller
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestHTTPHandler(t *testing.T) {
+	certFile, keyFile, _ := writeCA(t, t.TempDir(), "ca", time.Hour)
+	files, err := LoadCAFiles(certFile, keyFile, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewMetrics()
+	m.signed.WithLabelValues("kubernetes.io/kube-apiserver-client").Add(3)
+	m.denied.WithLabelValues("kubernetes.io/kubelet-serving", "cn-is-requester").Inc()
+	var synced atomic.Bool
+	h := httpHandler(m, &synced, map[string]*Signer{"kubernetes.io/kube-apiserver-client": {Name: "kubernetes.io/kube-apiserver-client", CA: files}})
+	get := func(path string) (int, string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		b, _ := io.ReadAll(rec.Body)
+		return rec.Code, string(b)
+	}
+	code, body := get("/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d\n%s", code, body)
+	}
+	for _, want := range []string{
+		`kubepki_csr_signed_total{signer="kubernetes.io/kube-apiserver-client"} 3`,
+		`kubepki_csr_denied_total{policy="cn-is-requester",signer="kubernetes.io/kubelet-serving"} 1`,
+		"kubepki_leader 0",
+		"go_goroutines", // controller-runtime's registry, served alongside
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if code, _ := get("/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz: %d", code)
+	}
+	if code, _ := get("/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz before the cache synced: %d, want 503", code)
+	}
+	synced.Store(true)
+	if code, _ := get("/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz after: %d", code)
+	}
+	if got := m.Totals()[metricSigned]; got != 3 {
+		t.Errorf("Totals signed = %v", got)
+	}
+}
