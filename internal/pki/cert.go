@@ -158,26 +158,48 @@ func NewCA(key crypto.Signer, p Profile, now time.Time) (*CA, error) {
 // Issue signs a certificate for pub with the profile. The certificate never
 // outlives the CA: NotAfter is capped at the CA's NotAfter.
 func (ca *CA) Issue(pub crypto.PublicKey, p Profile, now time.Time) (*x509.Certificate, error) {
-	if ca.Key == nil {
-		return nil, fmt.Errorf("issue %q: CA %q has no private key (external CA)", p.Subject.CommonName, ca.Cert.Subject.CommonName)
-	}
 	tmpl, err := template(pub, p, now)
 	if err != nil {
 		return nil, err
 	}
-	if tmpl.NotAfter.After(ca.Cert.NotAfter) {
-		tmpl.NotAfter = ca.Cert.NotAfter
+	return ca.Sign(pub, tmpl, now)
+}
+
+// Sign signs a leaf certificate built from tmpl for pub: the lower step of
+// Issue, for callers whose usages come from elsewhere (the Certificates
+// API's spec.usages). It sets what every certificate kubepki signs must
+// have — a fresh random serial, the subject key ID, basic constraints
+// (CA:FALSE unless tmpl.IsCA), NotAfter capped at the CA's — and refuses
+// when the CA has no key or has expired.
+func (ca *CA) Sign(pub crypto.PublicKey, tmpl *x509.Certificate, now time.Time) (*x509.Certificate, error) {
+	cn := tmpl.Subject.CommonName
+	if ca.Key == nil {
+		return nil, fmt.Errorf("issue %q: CA %q has no private key (external CA)", cn, ca.Cert.Subject.CommonName)
 	}
 	if !now.Before(ca.Cert.NotAfter) {
-		return nil, fmt.Errorf("issue %q: CA %q expired on %s", p.Subject.CommonName, ca.Cert.Subject.CommonName, ca.Cert.NotAfter.UTC().Format(time.RFC3339))
+		return nil, fmt.Errorf("issue %q: CA %q expired on %s", cn, ca.Cert.Subject.CommonName, ca.Cert.NotAfter.UTC().Format(time.RFC3339))
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
+	t := *tmpl
+	serial, err := SerialNumber()
 	if err != nil {
-		return nil, fmt.Errorf("sign %q: %w", p.Subject.CommonName, err)
+		return nil, err
+	}
+	ski, err := SubjectKeyID(pub)
+	if err != nil {
+		return nil, err
+	}
+	t.SerialNumber, t.SubjectKeyId = serial, ski
+	t.BasicConstraintsValid = true
+	if t.NotAfter.After(ca.Cert.NotAfter) {
+		t.NotAfter = ca.Cert.NotAfter
+	}
+	der, err := x509.CreateCertificate(rand.Reader, &t, ca.Cert, pub, ca.Key)
+	if err != nil {
+		return nil, fmt.Errorf("sign %q: %w", cn, err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, fmt.Errorf("parse new certificate %q: %w", p.Subject.CommonName, err)
+		return nil, fmt.Errorf("parse new certificate %q: %w", cn, err)
 	}
 	return cert, nil
 }
