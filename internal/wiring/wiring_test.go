@@ -1,0 +1,126 @@
+package wiring
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"kubepki.dev/kubepki/internal/catalog"
+	"kubepki.dev/kubepki/internal/cluster"
+)
+
+func plan(t *testing.T, p catalog.Profile) (*cluster.Cluster, *catalog.Plan) {
+	t.Helper()
+	c := cluster.Default()
+	pl, err := catalog.New(c, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, pl
+}
+
+func TestFlags(t *testing.T) {
+	tests := []struct {
+		profile catalog.Profile
+		comp    Component
+		node    string
+		want    []string
+	}{
+		{catalog.Hardway, KubeAPIServer, "", []string{"--client-ca-file=/var/lib/kubernetes/ca.crt", "--tls-cert-file=/var/lib/kubernetes/kube-api-server.crt", "--service-account-key-file=/var/lib/kubernetes/service-accounts.crt", "--service-cluster-ip-range=10.32.0.0/24", "--secure-port=6443"}},
+		{catalog.Kubeadm, KubeAPIServer, "", []string{"--etcd-cafile=/etc/kubernetes/pki/etcd/ca.crt", "--service-account-key-file=/etc/kubernetes/pki/sa.pub", "--requestheader-client-ca-file=/etc/kubernetes/pki/front-proxy-ca.crt", "--kubelet-client-certificate=/etc/kubernetes/pki/apiserver-kubelet-client.crt"}},
+		{catalog.Kubeadm, KubeControllerManager, "", []string{"--cluster-signing-cert-file=/etc/kubernetes/pki/ca.crt", "--cluster-signing-key-file=/etc/kubernetes/pki/ca.key", "--root-ca-file=/etc/kubernetes/pki/ca.crt", "--service-account-private-key-file=/etc/kubernetes/pki/sa.key", "--kubeconfig=/etc/kubernetes/controller-manager.conf"}},
+		{catalog.Hardway, KubeScheduler, "", []string{"--kubeconfig=/var/lib/kubernetes/kube-scheduler.kubeconfig", "--leader-elect=true"}},
+		{catalog.Kubeadm, Etcd, "", []string{"--cert-file=/etc/kubernetes/pki/etcd/server.crt", "--trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt", "--client-cert-auth=true", "--peer-client-cert-auth=true"}},
+		{catalog.Hardway, Kubelet, "node-1", []string{"--kubeconfig=/var/lib/kubelet/kubeconfig", "--config=/var/lib/kubelet/kubelet-config.yaml"}},
+	}
+	for _, tc := range tests {
+		t.Run(string(tc.profile)+"/"+string(tc.comp), func(t *testing.T) {
+			c, pl := plan(t, tc.profile)
+			w, err := For(c, pl, tc.comp, tc.node, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range tc.want {
+				if !slices.Contains(w.Flags, f) {
+					t.Errorf("flags lack %s:\n%s", f, strings.Join(w.Flags, "\n"))
+				}
+			}
+			// Every path a flag names is one the node's bundle installs.
+			b, _ := pl.Bundle(w.Node)
+			for _, f := range w.Flags {
+				_, v, _ := strings.Cut(f, "=")
+				if strings.HasPrefix(v, "/etc/kubernetes/") || strings.HasPrefix(v, "/var/lib/kubernetes/") && !strings.HasSuffix(v, ".yaml") {
+					if !slices.ContainsFunc(b.Files, func(bf catalog.BundleFile) bool { return bf.Path == v }) {
+						t.Errorf("%s names %s, which %s's bundle does not install", f, v, w.Node)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestKubeletConfig(t *testing.T) {
+	c, pl := plan(t, catalog.Hardway)
+	w, err := For(c, pl, Kubelet, "node-0", Options{Root: "/tmp/root"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"clientCAFile: /tmp/root/var/lib/kubelet/ca.crt", "tlsCertFile: /tmp/root/var/lib/kubelet/kubelet.crt", "tlsPrivateKeyFile: /tmp/root/var/lib/kubelet/kubelet.key", "kind: KubeletConfiguration", "enabled: false", "- 10.32.0.10"} {
+		if !strings.Contains(w.Config, want) {
+			t.Errorf("kubelet config lacks %q:\n%s", want, w.Config)
+		}
+	}
+	if strings.Contains(w.Config, "0s") {
+		t.Errorf("kubelet config carries zero durations:\n%s", w.Config)
+	}
+}
+
+func TestRootAndExternalCA(t *testing.T) {
+	c, pl := plan(t, catalog.Kubeadm)
+	w, err := For(c, pl, KubeControllerManager, "", Options{Root: "/srv/n", ExternalCA: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range w.Flags {
+		if strings.HasPrefix(f, "--cluster-signing-") {
+			t.Errorf("external CA: %s set, but there is no key to sign with", f)
+		}
+		if _, v, _ := strings.Cut(f, "="); strings.HasPrefix(v, "/") && !strings.HasPrefix(v, "/srv/n/") {
+			t.Errorf("%s not under --root", f)
+		}
+	}
+}
+
+func TestErrors(t *testing.T) {
+	tests := []struct {
+		profile catalog.Profile
+		comp    Component
+		node    string
+		want    string
+	}{
+		{catalog.Hardway, "kube-dns", "", "unknown component"},
+		{catalog.Hardway, KubeAPIServer, "nope", `no node "nope"`},
+		{catalog.Hardway, KubeAPIServer, "node-0", "runs on control-plane nodes"},
+		{catalog.Hardway, Kubelet, "server", "no worker role"},
+		{catalog.Kubeadm, KubeProxy, "", "ServiceAccount"},
+	}
+	for _, tc := range tests {
+		t.Run(string(tc.comp)+"/"+tc.node, func(t *testing.T) {
+			c, pl := plan(t, tc.profile)
+			if _, err := For(c, pl, tc.comp, tc.node, Options{}); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestClusterDNS(t *testing.T) {
+	for cidr, want := range map[string]string{"10.32.0.0/24": "10.32.0.10", "10.96.0.0/12": "10.96.0.10"} {
+		if got, err := clusterDNS(cidr); err != nil || got != want {
+			t.Errorf("clusterDNS(%s) = %s, %v; want %s", cidr, got, err, want)
+		}
+	}
+	if _, err := clusterDNS("10.0.0.0/29"); err == nil {
+		t.Error("a /29 has no tenth address")
+	}
+}
