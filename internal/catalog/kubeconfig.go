@@ -3,6 +3,7 @@ package catalog
 import (
 	"net"
 
+	"kubepki.dev/kubepki/internal/cluster"
 	"kubepki.dev/kubepki/internal/pki"
 )
 
@@ -24,6 +25,9 @@ type KubeconfigSpec struct {
 	Cert string `json:"cert"`
 	// Node is set for a node's kubelet kubeconfig.
 	Node string `json:"node,omitempty"`
+	// InstalledAs is the name the file has on its node (kubelet.conf): a
+	// directory of one real node holds that instead of File.
+	InstalledAs string `json:"installedAs,omitempty"`
 }
 
 // Context is the name of the kubeconfig's only context.
@@ -52,16 +56,17 @@ func (p *Plan) KubeconfigOf(cert string) (KubeconfigSpec, bool) {
 
 // servers returns the API server URLs: the endpoint everyone outside the
 // control plane uses, and the local one components on a control-plane node
-// use (same port on 127.0.0.1), as kubeadm and the hard way both do.
-func (in inputs) servers() (endpoint, local string) {
+// use: same port on localHost (the hard way's 127.0.0.1, kubeadm's
+// advertise address).
+func (in inputs) servers(localHost string) (endpoint, local string) {
 	_, port, _ := net.SplitHostPort(in.c.APIServer.Endpoint)
-	return "https://" + in.c.APIServer.Endpoint, "https://" + net.JoinHostPort("127.0.0.1", port)
+	return "https://" + in.c.APIServer.Endpoint, "https://" + net.JoinHostPort(localHost, port)
 }
 
 // hardwayKubeconfigs are the kubeconfigs of "Kubernetes the Hard Way", each
 // embedding a certificate that also lives in the PKI directory.
 func hardwayKubeconfigs(in inputs, p *Plan) {
-	endpoint, local := in.servers()
+	endpoint, local := in.servers("127.0.0.1")
 	add := func(name, cert, user, server, node, desc string) {
 		p.Kubeconfigs = append(p.Kubeconfigs, KubeconfigSpec{
 			Name: name, Description: desc, File: name + ".kubeconfig", Server: server,
@@ -80,16 +85,26 @@ func hardwayKubeconfigs(in inputs, p *Plan) {
 // kubeadmKubeconfigs are kubeadm v1.37's kubeconfigs. Their client
 // certificates exist only inside them (CertSpec.Embedded), as kubeadm does.
 func kubeadmKubeconfigs(in inputs, p *Plan) {
-	endpoint, local := in.servers()
+	// controller-manager.conf and scheduler.conf talk to the API server on
+	// their own node, at its advertise address, as kubeadm writes them.
+	advertise := "127.0.0.1"
+	if cp := in.c.ControlPlanes()[0]; len(cp.IPs) > 0 {
+		advertise = cp.IPs[0]
+	}
+	endpoint, local := in.servers(advertise)
 	client := pki.UsageClientAuth
 	add := func(name, file, server, node, desc string, subj pki.Subject) {
 		cert := in.leaf(name, "ca", "", "client certificate embedded in "+file, subj, client)
 		cert.Embedded, cert.Node = true, node
 		p.Certs = append(p.Certs, cert)
-		p.Kubeconfigs = append(p.Kubeconfigs, KubeconfigSpec{
+		k := KubeconfigSpec{
 			Name: name, Description: desc, File: file, Server: server,
 			Cluster: in.c.Name, User: subj.CommonName, Cert: name, Node: node,
-		})
+		}
+		if node != "" {
+			k.InstalledAs = "kubelet.conf"
+		}
+		p.Kubeconfigs = append(p.Kubeconfigs, k)
 	}
 	// admin.conf is in kubeadm:cluster-admins, which kubeadm binds to
 	// cluster-admin; only super-admin.conf is in system:masters, the group
@@ -103,7 +118,18 @@ func kubeadmKubeconfigs(in inputs, p *Plan) {
 	add("scheduler.conf", "scheduler.conf", local, "", "kube-scheduler",
 		in.leafSubject("system:kube-scheduler"))
 	for _, n := range in.c.Nodes {
-		add("kubelet-"+n.Name+".conf", "kubelet-"+n.Name+".conf", endpoint, n.Name, "kubelet of node "+n.Name+" (installed as /etc/kubernetes/kubelet.conf)",
+		// A control-plane node's kubelet talks to its own API server (kubeadm
+		// init writes kubelet.conf with the local endpoint); a worker's to the
+		// cluster endpoint.
+		server := endpoint
+		if n.Has(cluster.RoleControlPlane) {
+			host := "127.0.0.1"
+			if len(n.IPs) > 0 {
+				host = n.IPs[0]
+			}
+			_, server = in.servers(host)
+		}
+		add("kubelet-"+n.Name+".conf", "kubelet-"+n.Name+".conf", server, n.Name, "kubelet of node "+n.Name+" (installed as /etc/kubernetes/kubelet.conf)",
 			in.leafSubject("system:node:"+n.Name, "system:nodes"))
 	}
 }

@@ -201,8 +201,18 @@ func examineKeyPair(k catalog.KeySpec, st store.Store) Status {
 // directory.
 func examineKubeconfig(plan *catalog.Plan, k catalog.KubeconfigSpec, st store.Store, cas map[string]*x509.Certificate, now time.Time) Status {
 	path := st.KubeconfigPath(k.File)
-	s := Status{Name: k.Name, Kind: KindKubeconfig, Path: path, State: Valid}
 	cfg, err := kubeconfig.Load(path)
+	if errors.Is(err, fs.ErrNotExist) && k.InstalledAs != "" {
+		// A node's own directory (kubeadm's /etc/kubernetes) holds its
+		// kubelet kubeconfig under the installed name; it counts if it is
+		// this node's.
+		if alt, altErr := kubeconfig.Load(st.KubeconfigPath(k.InstalledAs)); altErr == nil {
+			if cert, _, pairErr := kubeconfig.ClientPair(alt); pairErr == nil && cert.Subject.CommonName == k.User {
+				path, cfg, err = st.KubeconfigPath(k.InstalledAs), alt, nil
+			}
+		}
+	}
+	s := Status{Name: k.Name, Kind: KindKubeconfig, Path: path, State: Valid}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		s.State = Missing

@@ -45,7 +45,12 @@ func TestApplyLeavesDriftAlone(t *testing.T) {
 			"cert/kube-api-server": {"SAN DNS:api-server.kubernetes.local present, not in spec"}}},
 		{"hardway worker IP", catalog.Hardway, moveNode("node-0", "192.168.10.201"), map[string][]string{"cert/node-0": ipDrift}},
 		{"kubeadm control-plane IP", catalog.Kubeadm, moveNode("server", "192.168.10.200"), map[string][]string{
-			"cert/apiserver": cpDrift, "cert/etcd-server": cpDrift, "cert/etcd-peer": cpDrift}},
+			"cert/apiserver": cpDrift, "cert/etcd-server": cpDrift, "cert/etcd-peer": cpDrift,
+			// kubeadm's controller-manager.conf, scheduler.conf and the
+			// control plane's kubelet.conf dial the node's advertise address.
+			"kubeconfig/controller-manager.conf": {"server is https://192.168.10.100:6443, want https://192.168.10.200:6443"},
+			"kubeconfig/scheduler.conf":          {"server is https://192.168.10.100:6443, want https://192.168.10.200:6443"},
+			"kubeconfig/kubelet-server.conf":     {"server is https://192.168.10.100:6443, want https://192.168.10.200:6443"}}},
 		// A CA's subject is not an identity: changing the spec's
 		// organisation does not make existing CAs drift.
 		{"hardway CA organization", catalog.Hardway, func(c *cluster.Cluster) { c.Subject.Organization = "Acme" }, map[string][]string{}},
