@@ -10,18 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"kubepki.dev/kubepki/internal/cluster"
 	"kubepki.dev/kubepki/internal/kubeconfig"
 	"kubepki.dev/kubepki/internal/pki"
 	"kubepki.dev/kubepki/internal/testenv"
 )
-
-// kubeconfigIdentity is a kubeconfig kubepki writes and who it must be.
-type kubeconfigIdentity struct {
-	file   string
-	user   string
-	groups []string
-}
 
 // TestControlPlaneFromWiring brings up etcd, kube-apiserver,
 // kube-controller-manager and kube-scheduler on the control-plane node's
@@ -31,50 +23,23 @@ func TestControlPlaneFromWiring(t *testing.T) {
 	bins := testenv.Build(t)
 	bin := kubepki(t)
 	tests := []struct {
-		profile    string
-		admin      string // kubeconfig with cluster-admin rights
-		scheduler  string
-		node       string // a kubelet kubeconfig
-		identities []kubeconfigIdentity
+		profile   string
+		admin     string // kubeconfig with cluster-admin rights
+		scheduler string
+		node      string // a kubelet kubeconfig
 	}{
 		{
 			profile: "hardway", admin: "admin.kubeconfig", scheduler: "kube-scheduler.kubeconfig", node: "node-0.kubeconfig",
-			identities: []kubeconfigIdentity{
-				{"admin.kubeconfig", "admin", []string{"system:masters"}},
-				{"kube-proxy.kubeconfig", "system:kube-proxy", []string{"system:node-proxier"}},
-				{"kube-scheduler.kubeconfig", "system:kube-scheduler", []string{"system:kube-scheduler"}},
-				{"kube-controller-manager.kubeconfig", "system:kube-controller-manager", []string{"system:kube-controller-manager"}},
-				{"node-0.kubeconfig", "system:node:node-0", []string{"system:nodes"}},
-				{"node-1.kubeconfig", "system:node:node-1", []string{"system:nodes"}},
-			},
 		},
 		{
 			profile: "kubeadm", admin: "super-admin.conf", scheduler: "scheduler.conf", node: "kubelet-node-0.conf",
-			identities: []kubeconfigIdentity{
-				{"admin.conf", "kubernetes-admin", []string{"kubeadm:cluster-admins"}},
-				{"super-admin.conf", "kubernetes-super-admin", []string{"system:masters"}},
-				{"controller-manager.conf", "system:kube-controller-manager", nil},
-				{"scheduler.conf", "system:kube-scheduler", nil},
-				{"kubelet-server.conf", "system:node:server", []string{"system:nodes"}},
-				{"kubelet-node-0.conf", "system:node:node-0", []string{"system:nodes"}},
-			},
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.profile, func(t *testing.T) {
-			port := testenv.FreePort(t)
-			spec := loopbackSpec(t, port, func(c *cluster.Cluster) { c.APIServer.BindAddress = "127.0.0.1" })
-			work := t.TempDir()
-			pkiDir, kcDir, bundles := filepath.Join(work, "pki"), filepath.Join(work, "kubeconfigs"), filepath.Join(work, "bundles")
-			common := []string{"--config", spec, "--dir", pkiDir, "--kubeconfig-dir", kcDir, "--profile", tc.profile}
-			run(t, bin, append([]string{"init"}, common...)...)
-			run(t, bin, append([]string{"bundle", "--out", bundles}, common...)...)
-			root := filepath.Join(bundles, "server")
-
-			wired := func(component string) []string {
-				out := run(t, bin, append([]string{"wiring", component, "--root", root}, common...)...)
-				return strings.Fields(out)
-			}
+			w := newWiredCluster(t, bin, tc.profile, testenv.FreePort(t))
+			work, pkiDir, kcDir, common := w.work, w.pkiDir, w.kcDir, w.common
+			wired := func(component string) []string { return w.flags(t, component) }
 			testenv.Start(t, "etcd", bins.Etcd, wired("etcd")...)
 			testenv.Start(t, "kube-apiserver", bins.KubeAPIServer, wired("kube-apiserver")...)
 			admin := filepath.Join(kcDir, tc.admin)
@@ -93,7 +58,7 @@ func TestControlPlaneFromWiring(t *testing.T) {
 				t.Errorf("kubeconfig user with system:masters: exit %d, want 2 (refused)\n%s", code, out)
 			}
 
-			for _, id := range tc.identities {
+			for _, id := range identities(tc.profile) {
 				assertIdentity(t, bins, filepath.Join(kcDir, id.file), id.user, append(id.groups, "system:authenticated")...)
 			}
 

@@ -157,3 +157,70 @@ func assertIdentity(t *testing.T, bins testenv.Binaries, kubeconfig, user string
 		}
 	}
 }
+
+// wiredCluster is a cluster's PKI, kubeconfigs and control-plane bundle made
+// by kubepki for a loopback spec, ready to start components from
+// `kubepki wiring --root`.
+type wiredCluster struct {
+	bin, spec, work, pkiDir, kcDir, bundles, root string
+	// common are the flags every kubepki command of this cluster takes.
+	common []string
+}
+
+// newWiredCluster runs kubepki init and bundle for the profile on a spec
+// whose API server listens on 127.0.0.1:port only.
+func newWiredCluster(t *testing.T, bin, profile string, port int) wiredCluster {
+	t.Helper()
+	w := wiredCluster{bin: bin, work: t.TempDir()}
+	w.spec = loopbackSpec(t, port, func(c *cluster.Cluster) { c.APIServer.BindAddress = "127.0.0.1" })
+	w.pkiDir, w.kcDir, w.bundles = filepath.Join(w.work, "pki"), filepath.Join(w.work, "kubeconfigs"), filepath.Join(w.work, "bundles")
+	w.root = filepath.Join(w.bundles, "server")
+	w.common = []string{"--config", w.spec, "--dir", w.pkiDir, "--kubeconfig-dir", w.kcDir, "--profile", profile}
+	w.run(t, "init")
+	w.run(t, "bundle", "--out", w.bundles)
+	return w
+}
+
+// run runs a kubepki command on this cluster.
+func (w wiredCluster) run(t *testing.T, args ...string) string {
+	t.Helper()
+	return run(t, w.bin, append(args, w.common...)...)
+}
+
+// flags are the flags `kubepki wiring` prints for a component on the
+// control-plane node's bundle.
+func (w wiredCluster) flags(t *testing.T, component string) []string {
+	t.Helper()
+	return strings.Fields(w.run(t, "wiring", component, "--root", w.root))
+}
+
+// kubeconfigIdentity is a kubeconfig kubepki writes and who it must be.
+type kubeconfigIdentity struct {
+	file   string
+	user   string
+	groups []string
+}
+
+// identities are the kubeconfigs of the default spec's plan per layout and
+// the identity each must authenticate as.
+func identities(profile string) []kubeconfigIdentity {
+	if profile == "kubeadm" {
+		return []kubeconfigIdentity{
+			{"admin.conf", "kubernetes-admin", []string{"kubeadm:cluster-admins"}},
+			{"super-admin.conf", "kubernetes-super-admin", []string{"system:masters"}},
+			{"controller-manager.conf", "system:kube-controller-manager", nil},
+			{"scheduler.conf", "system:kube-scheduler", nil},
+			{"kubelet-server.conf", "system:node:server", []string{"system:nodes"}},
+			{"kubelet-node-0.conf", "system:node:node-0", []string{"system:nodes"}},
+			{"kubelet-node-1.conf", "system:node:node-1", []string{"system:nodes"}},
+		}
+	}
+	return []kubeconfigIdentity{
+		{"admin.kubeconfig", "admin", []string{"system:masters"}},
+		{"kube-proxy.kubeconfig", "system:kube-proxy", []string{"system:node-proxier"}},
+		{"kube-scheduler.kubeconfig", "system:kube-scheduler", []string{"system:kube-scheduler"}},
+		{"kube-controller-manager.kubeconfig", "system:kube-controller-manager", []string{"system:kube-controller-manager"}},
+		{"node-0.kubeconfig", "system:node:node-0", []string{"system:nodes"}},
+		{"node-1.kubeconfig", "system:node:node-1", []string{"system:nodes"}},
+	}
+}

@@ -41,44 +41,21 @@ func TestRenewOnRealControlPlane(t *testing.T) {
 		etcdCert   string // etcd's serving certificate
 		etcdCA     string
 		etcdClient string // a client of etcd
-		identities []kubeconfigIdentity
 	}{
 		{
 			profile: "kubeadm", admin: "super-admin.conf",
 			apiCert: "apiserver", etcdCert: "etcd/server", etcdCA: "etcd/ca", etcdClient: "etcd/healthcheck-client",
-			identities: []kubeconfigIdentity{
-				{"admin.conf", "kubernetes-admin", []string{"kubeadm:cluster-admins"}},
-				{"super-admin.conf", "kubernetes-super-admin", []string{"system:masters"}},
-				{"controller-manager.conf", "system:kube-controller-manager", nil},
-				{"scheduler.conf", "system:kube-scheduler", nil},
-				{"kubelet-server.conf", "system:node:server", []string{"system:nodes"}},
-				{"kubelet-node-0.conf", "system:node:node-0", []string{"system:nodes"}},
-				{"kubelet-node-1.conf", "system:node:node-1", []string{"system:nodes"}},
-			},
 		},
 		{
 			profile: "hardway", admin: "admin.kubeconfig",
 			apiCert: "kube-api-server", etcdCert: "kube-api-server", etcdCA: "ca", etcdClient: "kube-api-server",
-			identities: []kubeconfigIdentity{
-				{"admin.kubeconfig", "admin", []string{"system:masters"}},
-				{"kube-proxy.kubeconfig", "system:kube-proxy", []string{"system:node-proxier"}},
-				{"kube-scheduler.kubeconfig", "system:kube-scheduler", []string{"system:kube-scheduler"}},
-				{"kube-controller-manager.kubeconfig", "system:kube-controller-manager", []string{"system:kube-controller-manager"}},
-				{"node-0.kubeconfig", "system:node:node-0", []string{"system:nodes"}},
-				{"node-1.kubeconfig", "system:node:node-1", []string{"system:nodes"}},
-			},
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.profile, func(t *testing.T) {
 			port := testenv.FreePort(t)
-			spec := loopbackSpec(t, port, func(c *cluster.Cluster) { c.APIServer.BindAddress = "127.0.0.1" })
-			work := t.TempDir()
-			pkiDir, kcDir, bundles := filepath.Join(work, "pki"), filepath.Join(work, "kubeconfigs"), filepath.Join(work, "bundles")
-			common := []string{"--config", spec, "--dir", pkiDir, "--kubeconfig-dir", kcDir, "--profile", tc.profile}
-			run(t, bin, append([]string{"init"}, common...)...)
-			run(t, bin, append([]string{"bundle", "--out", bundles}, common...)...)
-			root := filepath.Join(bundles, "server")
+			w := newWiredCluster(t, bin, tc.profile, port)
+			spec, pkiDir, kcDir, bundles, root, common := w.spec, w.pkiDir, w.kcDir, w.bundles, w.root, w.common
 			admin := filepath.Join(kcDir, tc.admin)
 			pkiFile := func(stem string) string { return filepath.Join(pkiDir, stem) }
 
@@ -98,10 +75,7 @@ func TestRenewOnRealControlPlane(t *testing.T) {
 				{"kube-controller-manager", bins.KubeControllerManager},
 				{"kube-scheduler", bins.KubeScheduler},
 			}
-			wired := func(component string) []string {
-				out := run(t, bin, append([]string{"wiring", component, "--root", root}, common...)...)
-				return strings.Fields(out)
-			}
+			wired := func(component string) []string { return w.flags(t, component) }
 			flags := map[string][]string{}
 			for _, comp := range components {
 				flags[comp.name] = wired(comp.name)
@@ -173,7 +147,7 @@ func TestRenewOnRealControlPlane(t *testing.T) {
 					t.Errorf("renew all does not name %s on server among the components to restart: %q\n%s", comp.name, restart, out)
 				}
 			}
-			for _, k := range tc.identities {
+			for _, k := range identities(tc.profile) {
 				if !strings.Contains(out, filepath.Join(kcDir, k.file)) {
 					t.Errorf("renew all does not report rewriting %s:\n%s", k.file, out)
 				}
@@ -230,7 +204,7 @@ func TestRenewOnRealControlPlane(t *testing.T) {
 
 			// Every kubeconfig authenticates as its identity with its new
 			// certificate.
-			for _, id := range tc.identities {
+			for _, id := range identities(tc.profile) {
 				assertIdentity(t, bins, filepath.Join(kcDir, id.file), id.user, append(id.groups, "system:authenticated")...)
 			}
 
