@@ -152,6 +152,7 @@ func TestWriteDirAndTarGz(t *testing.T) {
 	}
 	tr := tar.NewReader(zr)
 	var names []string
+	dirModes := map[string]int64{}
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -160,6 +161,10 @@ func TestWriteDirAndTarGz(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if h.Typeflag == tar.TypeDir {
+			dirModes[h.Name] = h.Mode
+			continue
+		}
 		names = append(names, h.Name)
 		if strings.HasSuffix(h.Name, ".key") && h.Mode != 0o600 {
 			t.Errorf("tar %s: mode %o", h.Name, h.Mode)
@@ -167,5 +172,12 @@ func TestWriteDirAndTarGz(t *testing.T) {
 	}
 	if names[0] != ManifestName || len(names) != len(b.Files)+1 || !strings.HasPrefix(names[1], "var/") {
 		t.Errorf("tar entries %v", names)
+	}
+	// Directories come with their modes: the key's directory private, the
+	// ones above it traversable.
+	for dir, want := range map[string]int64{"var/": 0o755, "var/lib/": 0o755, "var/lib/kubelet/": 0o700, "var/lib/kube-proxy/": 0o700} {
+		if got, ok := dirModes[dir]; !ok || got != want {
+			t.Errorf("tar directory %s: mode %o (present %v), want %o", dir, got, ok, want)
+		}
 	}
 }

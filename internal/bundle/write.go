@@ -5,7 +5,10 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io"
+	"maps"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,6 +53,27 @@ func (b *Bundle) WriteTarGz(w io.Writer, mtime time.Time) error {
 	}
 	if err := add(ManifestName, 0o644, m); err != nil {
 		return err
+	}
+	// Directory entries first, so that extracting gives each directory its
+	// mode rather than the umask's: 0700 where a private file lives, 0755
+	// for the directories above.
+	dirs := map[string]int64{}
+	for _, f := range b.Files {
+		dir := path.Dir(strings.TrimPrefix(f.Path, "/"))
+		for d := dir; d != "." && d != "/"; d = path.Dir(d) {
+			if _, seen := dirs[d]; !seen {
+				dirs[d] = 0o755
+			}
+		}
+		if f.Mode.Perm()&0o077 == 0 && dir != "." {
+			dirs[dir] = 0o700
+		}
+	}
+	for _, d := range slices.Sorted(maps.Keys(dirs)) {
+		hdr := &tar.Header{Name: d + "/", Mode: dirs[d], ModTime: mtime, Typeflag: tar.TypeDir, Uname: "root", Gname: "root"}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return fmt.Errorf("tar %s: %w", d, err)
+		}
 	}
 	for _, f := range b.Files {
 		if err := add(strings.TrimPrefix(f.Path, "/"), int64(f.Mode.Perm()), f.Data); err != nil {
