@@ -6,6 +6,7 @@ package catalog
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -28,6 +29,16 @@ const (
 
 // Profiles lists the supported layouts.
 func Profiles() []Profile { return []Profile{Hardway, Kubeadm} }
+
+// KubeconfigDir is where a profile keeps its kubeconfigs for a PKI
+// directory: beside the certificates in the hard way, in its parent in
+// kubeadm's layout (/etc/kubernetes holds /etc/kubernetes/pki).
+func (p Profile) KubeconfigDir(pkiDir string) string {
+	if p == Kubeadm {
+		return filepath.Dir(filepath.Clean(pkiDir))
+	}
+	return pkiDir
+}
 
 // ParseProfile checks a profile name.
 func ParseProfile(s string) (Profile, error) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -103,10 +102,7 @@ func (f *specFlags) resolveProfile() (catalog.Profile, error) {
 func (f *specFlags) store(p catalog.Profile) store.Store {
 	st := store.Store{Dir: f.dir, KubeconfigDir: f.kcDir}
 	if st.KubeconfigDir == "" {
-		st.KubeconfigDir = f.dir
-		if p == catalog.Kubeadm {
-			st.KubeconfigDir = filepath.Dir(filepath.Clean(f.dir))
-		}
+		st.KubeconfigDir = p.KubeconfigDir(f.dir)
 	}
 	return st
 }

@@ -39,10 +39,8 @@ func expPKI(t testing.TB, profile catalog.Profile) (*catalog.Plan, store.Store) 
 		t.Fatal(err)
 	}
 	root := t.TempDir()
-	st := store.Store{Dir: filepath.Join(root, "pki"), KubeconfigDir: filepath.Join(root, "pki")}
-	if profile == catalog.Kubeadm {
-		st.KubeconfigDir = root
-	}
+	st := store.Store{Dir: filepath.Join(root, "pki")}
+	st.KubeconfigDir = profile.KubeconfigDir(st.Dir)
 	if _, err := reconcile.Apply(context.Background(), plan, st, expT0, reconcile.Options{}); err != nil {
 		t.Fatal(err)
 	}

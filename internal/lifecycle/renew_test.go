@@ -50,10 +50,7 @@ func rnStore(t *testing.T, profile catalog.Profile) (store.Store, string) {
 	t.Helper()
 	root := t.TempDir()
 	st := store.Store{Dir: filepath.Join(root, "pki")}
-	st.KubeconfigDir = st.Dir
-	if profile == catalog.Kubeadm {
-		st.KubeconfigDir = root
-	}
+	st.KubeconfigDir = profile.KubeconfigDir(st.Dir)
 	return st, root
 }
 
