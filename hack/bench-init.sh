@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Times kubepki against the tools it replaces, in one run on one machine:
-#   1. the seed's openssl loop (Kubernetes the Hard Way: genrsa 4096, req,
+#   1. the openssl loop of Kubernetes the Hard Way ( genrsa 4096, req,
 #      x509 -req for the CA and 8 certificates) vs kubepki init --profile
 #      hardway --key-algorithm RSA-4096;
 #   2. kubeadm init phase certs all (RSA-2048, kubeadm's default) vs kubepki
@@ -38,7 +38,7 @@ ms() {
 # median of the numbers on stdin.
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
 
-seed_openssl() {
+hardway_openssl() {
 	local d=$1
 	mkdir -p "$d" && cd "$d"
 	openssl genrsa -out ca.key 4096
@@ -77,7 +77,7 @@ YAML
 
 declare -A t
 for i in $(seq "$runs"); do
-	t[openssl]+="$(ms seed_openssl "$work/o$i") "
+	t[openssl]+="$(ms hardway_openssl "$work/o$i") "
 	t[hardway4096]+="$(ms "$kubepki" init --dir "$work/h$i" --key-algorithm RSA-4096) "
 	if [ -n "$kubeadm" ]; then
 		t[kubeadm]+="$(ms kubeadm_certs "$work/k$i") "
@@ -93,7 +93,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f×", a / b; el
 o=$(med openssl); h=$(med hardway4096); p=$(med kubeadm2048); e=$(med ecdsa)
 echo "| job | median (ms, $runs runs, $(nproc) cores) | kubepki's speed-up |"
 echo "|---|---|---|"
-echo "| seed 000 openssl loop, RSA-4096, CA + 8 certs | $o | |"
+echo "| the hard way's openssl loop, RSA-4096, CA + 8 certs | $o | |"
 echo "| kubepki init --profile hardway --key-algorithm RSA-4096 (+ 6 kubeconfigs) | $h | $(ratio "$o" "$h") |"
 if [ -n "$kubeadm" ]; then
 	k=$(med kubeadm)

@@ -85,8 +85,8 @@ func newBundle(n cluster.Node) *bundleBuilder {
 	return &bundleBuilder{b: NodeBundle{Node: n.Name, Roles: roles}}
 }
 
-// Where the hard way's components read their files (seed 000 and the
-// tutorial's later chapters).
+// Where the hard way's components read their files (Kubernetes the Hard
+// Way's bootstrapping chapters).
 const (
 	hardwayControlPlaneDir = "/var/lib/kubernetes"
 	hardwayKubeletDir      = "/var/lib/kubelet"

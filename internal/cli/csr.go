@@ -38,7 +38,8 @@ func newCSRCmd(e *env) *cobra.Command {
 		Use:   "csr",
 		Short: "Create, approve, deny and fetch CertificateSigningRequests (the Certificates API)",
 		Long: `Issue certificates through the cluster's Certificates API (certificates.k8s.io/v1)
-instead of with the CA key: the flow of seed 002, without openssl and base64 by hand.
+instead of with the CA key: the user flow of the Kubernetes docs page "Certificates and
+Certificate Signing Requests", without openssl and base64 by hand.
 
   1. kubepki csr create jane --cn jane --group developers --apply
      (a new key in jane.key, 0600, and the CertificateSigningRequest object)

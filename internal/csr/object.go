@@ -14,7 +14,7 @@ type Request struct {
 	// SignerName is spec.signerName, e.g. kubernetes.io/kube-apiserver-client.
 	SignerName string
 	// PEM is the PKCS#10 request, PEM-encoded (spec.request; the API
-	// carries it base64-encoded, as the seed's `base64 | tr -d "\n"` does).
+	// carries it base64-encoded, as the docs' `base64 | tr -d "\n"` does).
 	PEM []byte
 	// Usages is spec.usages.
 	Usages []certv1.KeyUsage

@@ -207,8 +207,8 @@ func (r *ClientRule) allows(c *certv1.CertificateSigningRequest, req *x509.Certi
 
 // APIServerClientChain approves kube-apiserver client certificates
 // (kubernetes.io/kube-apiserver-client) that a rule of the policy allows.
-// Requests from requesters no rule covers are left for a person (as in seed
-// 002, where an admin approves with kubectl certificate approve); requests
+// Requests from requesters no rule covers are left for a person (as in the
+// Kubernetes docs' user flow, where an admin approves with kubectl certificate approve); requests
 // from covered requesters that no rule allows are denied.
 func APIServerClientChain(p *ApprovalPolicy, maxDuration time.Duration) Chain {
 	return Chain{

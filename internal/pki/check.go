@@ -62,7 +62,7 @@ func Diff(cert *x509.Certificate, p Profile) []string {
 
 // RequiredKeyUsage is the key usage a certificate must have to work: a CA
 // must be allowed to sign certificates (kubeadm's CAs lack cRLSign and the
-// seed's openssl CAs lack digitalSignature; both work), and a leaf needs
+// hard way's openssl CAs lack digitalSignature; both work), and a leaf needs
 // what KeyUsageFor gives it for TLS.
 func RequiredKeyUsage(pub crypto.PublicKey, isCA bool) x509.KeyUsage {
 	if isCA {

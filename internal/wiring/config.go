@@ -17,7 +17,8 @@ import (
 // (anonymous off), and serves with the node's certificate. In the kubeadm
 // layout the kubelet's serving certificate is not part of the PKI
 // directory: serverTLSBootstrap makes the kubelet request one through the
-// Certificates API (kubernetes.io/kubelet-serving), as seed 001 advises.
+// Certificates API (kubernetes.io/kubelet-serving), as "Certificate Management with kubeadm"
+// advises (kubelet serving certificates).
 func (w *wirer) kubelet() error {
 	enabled, disabled := true, false
 	cfg := kubelet.KubeletConfiguration{
