@@ -6,29 +6,14 @@ import (
 	"crypto/x509"
 	"math/big"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"kubepki.dev/kubepki/internal/openssltest"
 	"kubepki.dev/kubepki/internal/pki"
 )
-
-// openssl runs openssl with args and returns its output, skipping the test
-// when openssl is not installed.
-func openssl(t *testing.T, args ...string) string {
-	t.Helper()
-	path, err := exec.LookPath("openssl")
-	if err != nil {
-		t.Skip("openssl not installed")
-	}
-	out, err := exec.Command(path, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("openssl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
 
 // opensslField returns the value of the "key=value" line of out for key.
 func opensslField(t *testing.T, out, key string) string {
@@ -74,7 +59,7 @@ func TestMatchesOpenSSL(t *testing.T) {
 		if err := os.WriteFile(keyFile, encodeKey(t, key), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		out := openssl(t, "x509", "-in", certFile, "-noout", "-fingerprint", "-sha256", "-serial", "-subject", "-issuer")
+		out := openssltest.Run(t, "", "x509", "-in", certFile, "-noout", "-fingerprint", "-sha256", "-serial", "-subject", "-issuer")
 		d := describeOne(t, "cert.pem", pki.EncodeCert(c), testNow).Certificate
 		if want := opensslField(t, out, "sha256 Fingerprint"); d.SHA256Fingerprint != want {
 			t.Errorf("%s: fingerprint %s, openssl says %s", a, d.SHA256Fingerprint, want)
@@ -90,7 +75,7 @@ func TestMatchesOpenSSL(t *testing.T) {
 		}
 
 		spki := filepath.Join(dir, "spki.der")
-		openssl(t, "pkey", "-in", keyFile, "-pubout", "-outform", "DER", "-out", spki)
+		openssltest.Run(t, "", "pkey", "-in", keyFile, "-pubout", "-outform", "DER", "-out", spki)
 		pub, err := os.ReadFile(spki)
 		if err != nil {
 			t.Fatal(err)
@@ -109,10 +94,10 @@ func TestMatchesOpenSSL(t *testing.T) {
 func TestOpenSSLMadeFiles(t *testing.T) {
 	dir := t.TempDir()
 	p := func(name string) string { return filepath.Join(dir, name) }
-	openssl(t, "genrsa", "-traditional", "-out", p("rsa.key"), "2048")
-	openssl(t, "ecparam", "-name", "prime256v1", "-genkey", "-out", p("ec.key"))
-	openssl(t, "req", "-new", "-key", p("ec.key"), "-subj", "/CN=admin/O=system:masters", "-addext", "extendedKeyUsage=clientAuth", "-addext", "keyUsage=critical,digitalSignature", "-out", p("admin.csr"))
-	openssl(t, "req", "-x509", "-key", p("rsa.key"), "-subj", "/CN=admin/O=system:masters", "-days", "30", "-addext", "extendedKeyUsage=clientAuth", "-out", p("admin.crt"))
+	openssltest.Run(t, "", "genrsa", "-traditional", "-out", p("rsa.key"), "2048")
+	openssltest.Run(t, "", "ecparam", "-name", "prime256v1", "-genkey", "-out", p("ec.key"))
+	openssltest.Run(t, "", "req", "-new", "-key", p("ec.key"), "-subj", "/CN=admin/O=system:masters", "-addext", "extendedKeyUsage=clientAuth", "-addext", "keyUsage=critical,digitalSignature", "-out", p("admin.csr"))
+	openssltest.Run(t, "", "req", "-x509", "-key", p("rsa.key"), "-subj", "/CN=admin/O=system:masters", "-days", "30", "-addext", "extendedKeyUsage=clientAuth", "-out", p("admin.crt"))
 
 	read := func(name string) []byte {
 		b, err := os.ReadFile(p(name))
@@ -139,7 +124,7 @@ func TestOpenSSLMadeFiles(t *testing.T) {
 	if c.Subject != "CN = admin, O = system:masters" || c.Issuer != c.Subject || !c.SelfSigned {
 		t.Errorf("admin.crt: %+v", c)
 	}
-	if want := strings.TrimPrefix(strings.TrimSpace(openssl(t, "x509", "-in", p("admin.crt"), "-noout", "-subject")), "subject="); c.Subject != want {
+	if want := strings.TrimPrefix(strings.TrimSpace(openssltest.Run(t, "", "x509", "-in", p("admin.crt"), "-noout", "-subject")), "subject="); c.Subject != want {
 		t.Errorf("subject %q, openssl says %q", c.Subject, want)
 	}
 }

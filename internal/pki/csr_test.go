@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"kubepki.dev/kubepki/internal/openssltest"
 )
 
 // Extension encodings written out here, not taken from csr.go, so that the
@@ -256,7 +258,7 @@ func TestRequestedOfOpenSSL(t *testing.T) {
 			for _, e := range tc.addext {
 				args = append(args, "-addext", e)
 			}
-			openssl(t, dir, args...)
+			openssltest.Run(t, dir, args...)
 			csr, err := ParseCSR(readFile(t, dir, "x.csr"))
 			if err != nil {
 				t.Fatal(err)

@@ -1,7 +1,6 @@
 package pki
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdh"
 	"crypto/ecdsa"
@@ -10,7 +9,6 @@ import (
 	"crypto/x509"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -111,46 +109,6 @@ func writeFile(t testing.TB, dir, name string, data []byte) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// opensslBin returns the openssl binary; without one it skips the test,
-// or fails it in CI.
-func opensslBin(t testing.TB) string {
-	t.Helper()
-	for _, p := range []string{"/usr/bin/openssl"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("openssl"); err == nil {
-		return p
-	}
-	if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
-		t.Fatalf("openssl is missing and CI=%s: CI must install it (hack/setup)", ci)
-	}
-	t.Skip("openssl not installed (apt-get install openssl); skipping the openssl checks (set CI=true to make this a failure)")
-	return ""
-}
-
-// openssl runs openssl in dir and returns stdout; a non-zero exit fails the
-// test with stderr.
-func openssl(t testing.TB, dir string, args ...string) string {
-	t.Helper()
-	out, errOut, err := opensslRun(t, dir, args...)
-	if err != nil {
-		t.Fatalf("openssl %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, out, errOut)
-	}
-	return out
-}
-
-func opensslRun(t testing.TB, dir string, args ...string) (stdout, stderr string, err error) {
-	t.Helper()
-	cmd := exec.Command(opensslBin(t), args...)
-	cmd.Dir = dir
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err = cmd.Run()
-	return o.String(), e.String(), err
 }
 
 // opensslExt is one extension as openssl x509 -ext prints it.

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"kubepki.dev/kubepki/internal/openssltest"
 )
 
 // opensslIP renders an IP the way OpenSSL 3 prints it in a SAN: dotted quad
@@ -53,7 +55,7 @@ func opensslHex(b []byte) string {
 // algorithm and has the real openssl verify the chain, read the keys and
 // print the extensions the profile promised.
 func TestOpenSSLInterop(t *testing.T) {
-	opensslBin(t)
+	openssltest.Bin(t)
 	for _, alg := range KeyAlgorithms() {
 		t.Run(string(alg), func(t *testing.T) {
 			t.Parallel()
@@ -72,7 +74,7 @@ func TestOpenSSLInterop(t *testing.T) {
 			// fixed issue time (openssl would otherwise use the wall clock).
 			at := fmt.Sprint(testNow.Unix() + 60)
 			for _, purpose := range []string{"sslclient", "sslserver"} {
-				out := openssl(t, dir, "verify", "-x509_strict", "-attime", at, "-purpose", purpose, "-CAfile", "ca.crt", "leaf.crt")
+				out := openssltest.Run(t, dir, "verify", "-x509_strict", "-attime", at, "-purpose", purpose, "-CAfile", "ca.crt", "leaf.crt")
 				if strings.TrimSpace(out) != "leaf.crt: OK" {
 					t.Errorf("openssl verify -purpose %s: %q, want %q", purpose, out, "leaf.crt: OK")
 				}
@@ -81,12 +83,12 @@ func TestOpenSSLInterop(t *testing.T) {
 			// so the OK above means something.
 			other := mustCA(t, cachedKey(t, alg, 2), caProfile("interop CA "+string(alg)), testNow)
 			writeFile(t, dir, "other.crt", EncodeCert(other.Cert))
-			if out, errOut, err := opensslRun(t, dir, "verify", "-attime", at, "-CAfile", "other.crt", "leaf.crt"); err == nil {
+			if out, errOut, err := openssltest.Try(t, dir, "verify", "-attime", at, "-CAfile", "other.crt", "leaf.crt"); err == nil {
 				t.Errorf("openssl verify against an unrelated CA with the same name succeeded:\n%s%s", out, errOut)
 			}
 
 			// Leaf extensions.
-			exts := parseOpenSSLExts(t, openssl(t, dir, "x509", "-in", "leaf.crt", "-noout", "-ext",
+			exts := parseOpenSSLExts(t, openssltest.Run(t, dir, "x509", "-in", "leaf.crt", "-noout", "-ext",
 				"subjectAltName,keyUsage,extendedKeyUsage,basicConstraints,subjectKeyIdentifier,authorityKeyIdentifier"))
 			wantKU := "Digital Signature"
 			if strings.HasPrefix(string(alg), "RSA") {
@@ -108,7 +110,7 @@ func TestOpenSSLInterop(t *testing.T) {
 			checkExt(t, "leaf", exts, "Authority Key Identifier", false, opensslHex(ca.Cert.SubjectKeyId))
 
 			// CA extensions: no EKU, no SANs.
-			caExts := parseOpenSSLExts(t, openssl(t, dir, "x509", "-in", "ca.crt", "-noout", "-ext",
+			caExts := parseOpenSSLExts(t, openssltest.Run(t, dir, "x509", "-in", "ca.crt", "-noout", "-ext",
 				"subjectAltName,keyUsage,extendedKeyUsage,basicConstraints,subjectKeyIdentifier"))
 			checkExt(t, "CA", caExts, "Key Usage", true, "Digital Signature, Certificate Sign, CRL Sign")
 			checkExt(t, "CA", caExts, "Basic Constraints", true, "CA:TRUE")
@@ -120,16 +122,16 @@ func TestOpenSSLInterop(t *testing.T) {
 			}
 
 			// Subject as openssl sees it (RFC 2253 lists the last RDN first).
-			subj := strings.TrimSpace(openssl(t, dir, "x509", "-in", "leaf.crt", "-noout", "-subject", "-nameopt", "RFC2253"))
+			subj := strings.TrimSpace(openssltest.Run(t, dir, "x509", "-in", "leaf.crt", "-noout", "-subject", "-nameopt", "RFC2253"))
 			if want := "subject=CN=system:node:node-0,O=system:nodes"; subj != want {
 				t.Errorf("leaf subject: %q, want %q", subj, want)
 			}
 
 			// openssl reads the keys, and each matches its certificate.
 			for _, name := range []string{"leaf", "ca"} {
-				openssl(t, dir, "pkey", "-in", name+".key", "-noout")
-				keyPub := openssl(t, dir, "pkey", "-in", name+".key", "-pubout")
-				certPub := openssl(t, dir, "x509", "-in", name+".crt", "-pubkey", "-noout")
+				openssltest.Run(t, dir, "pkey", "-in", name+".key", "-noout")
+				keyPub := openssltest.Run(t, dir, "pkey", "-in", name+".key", "-pubout")
+				certPub := openssltest.Run(t, dir, "x509", "-in", name+".crt", "-pubkey", "-noout")
 				if keyPub != certPub || !strings.Contains(keyPub, "BEGIN PUBLIC KEY") {
 					t.Errorf("%s: openssl pkey -pubout\n%s\ndiffers from openssl x509 -pubkey\n%s", name, keyPub, certPub)
 				}
@@ -169,16 +171,16 @@ func checkExt(t *testing.T, what string, exts map[string]opensslExt, name string
 // it makes itself (RFC 5280 method 1); ours must be the same value, so that
 // AKIs of certificates we issue from an openssl-made CA line up.
 func TestSubjectKeyIDMatchesOpenSSL(t *testing.T) {
-	opensslBin(t)
+	openssltest.Bin(t)
 	for _, alg := range KeyAlgorithms() {
 		t.Run(string(alg), func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			key := cachedKey(t, alg, 0)
 			writeFile(t, dir, "ca.key", mustEncodeKey(t, key))
-			openssl(t, dir, "req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=openssl CA", "-days", "1", "-out", "ca.crt",
+			openssltest.Run(t, dir, "req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=openssl CA", "-days", "1", "-out", "ca.crt",
 				"-addext", "subjectKeyIdentifier=hash")
-			ca, err := ParseCert([]byte(openssl(t, dir, "x509", "-in", "ca.crt")))
+			ca, err := ParseCert([]byte(openssltest.Run(t, dir, "x509", "-in", "ca.crt")))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -196,7 +198,7 @@ func TestSubjectKeyIDMatchesOpenSSL(t *testing.T) {
 // TestIssueFromOpenSSLCA: a CA made by openssl (key in PKCS#1/SEC 1 form)
 // can sign with kubepki, and openssl verifies what it signed.
 func TestIssueFromOpenSSLCA(t *testing.T) {
-	opensslBin(t)
+	openssltest.Bin(t)
 	tests := []struct {
 		name   string
 		keyGen []string
@@ -209,13 +211,13 @@ func TestIssueFromOpenSSLCA(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			openssl(t, dir, tc.keyGen...)
-			openssl(t, dir, "req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=openssl CA", "-days", "3650", "-out", "ca.crt")
-			cert, err := ParseCert([]byte(openssl(t, dir, "x509", "-in", "ca.crt")))
+			openssltest.Run(t, dir, tc.keyGen...)
+			openssltest.Run(t, dir, "req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=openssl CA", "-days", "3650", "-out", "ca.crt")
+			cert, err := ParseCert([]byte(openssltest.Run(t, dir, "x509", "-in", "ca.crt")))
 			if err != nil {
 				t.Fatal(err)
 			}
-			key, err := ParseKey([]byte(openssl(t, dir, "pkey", "-in", "ca.key")))
+			key, err := ParseKey([]byte(openssltest.Run(t, dir, "pkey", "-in", "ca.key")))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -231,7 +233,7 @@ func TestIssueFromOpenSSLCA(t *testing.T) {
 				t.Errorf("AKI %x, want openssl CA's SKI %x", leaf.AuthorityKeyId, cert.SubjectKeyId)
 			}
 			writeFile(t, dir, "leaf.crt", EncodeCert(leaf))
-			out := openssl(t, dir, "verify", "-attime", fmt.Sprint(cert.NotBefore.Add(2*time.Hour).Unix()), "-CAfile", "ca.crt", "leaf.crt")
+			out := openssltest.Run(t, dir, "verify", "-attime", fmt.Sprint(cert.NotBefore.Add(2*time.Hour).Unix()), "-CAfile", "ca.crt", "leaf.crt")
 			if strings.TrimSpace(out) != "leaf.crt: OK" {
 				t.Errorf("openssl verify: %q", out)
 			}
@@ -242,7 +244,7 @@ func TestIssueFromOpenSSLCA(t *testing.T) {
 // TestParseKeyOpenSSLFormats: keys as openssl writes them in every
 // traditional and PKCS#8 form parse, and are the key openssl sees.
 func TestParseKeyOpenSSLFormats(t *testing.T) {
-	opensslBin(t)
+	openssltest.Bin(t)
 	tests := []struct {
 		name       string
 		gen        []string
@@ -262,7 +264,7 @@ func TestParseKeyOpenSSLFormats(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			openssl(t, dir, tc.gen...)
+			openssltest.Run(t, dir, tc.gen...)
 			pemData := readFile(t, dir, "k.pem")
 			if !strings.HasPrefix(string(pemData), tc.wantHeader) {
 				t.Fatalf("openssl wrote %q…, want it to start with %s (test premise)", firstLine(pemData), tc.wantHeader)
@@ -278,12 +280,12 @@ func TestParseKeyOpenSSLFormats(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if theirs := openssl(t, dir, "pkey", "-in", "k.pem", "-pubout"); string(ours) != theirs {
+			if theirs := openssltest.Run(t, dir, "pkey", "-in", "k.pem", "-pubout"); string(ours) != theirs {
 				t.Errorf("public key of parsed key\n%s\ndiffers from openssl's\n%s", ours, theirs)
 			}
 			// Re-encoded as PKCS#8, openssl reads it back as the same key.
 			writeFile(t, dir, "k8.pem", mustEncodeKey(t, key))
-			if a, b := openssl(t, dir, "pkey", "-in", "k8.pem", "-pubout"), openssl(t, dir, "pkey", "-in", "k.pem", "-pubout"); a != b {
+			if a, b := openssltest.Run(t, dir, "pkey", "-in", "k8.pem", "-pubout"), openssltest.Run(t, dir, "pkey", "-in", "k.pem", "-pubout"); a != b {
 				t.Errorf("re-encoded key has public key\n%s\nwant\n%s", a, b)
 			}
 		})
@@ -299,7 +301,7 @@ func firstLine(b []byte) string {
 // its self-signature and shows the requested extensions, and an openssl CA
 // that copies the requested extensions issues a certificate Diff accepts.
 func TestCSROpenSSL(t *testing.T) {
-	opensslBin(t)
+	openssltest.Bin(t)
 	for _, alg := range KeyAlgorithms() {
 		t.Run(string(alg), func(t *testing.T) {
 			t.Parallel()
@@ -336,11 +338,11 @@ func TestCSROpenSSL(t *testing.T) {
 			}
 
 			writeFile(t, dir, "req.csr", pemCSR)
-			_, errOut, err := opensslRun(t, dir, "req", "-in", "req.csr", "-verify", "-noout")
+			_, errOut, err := openssltest.Try(t, dir, "req", "-in", "req.csr", "-verify", "-noout")
 			if err != nil || !strings.Contains(errOut, "verify OK") {
 				t.Errorf("openssl req -verify: err=%v, stderr %q", err, errOut)
 			}
-			text := openssl(t, dir, "req", "-in", "req.csr", "-noout", "-text")
+			text := openssltest.Run(t, dir, "req", "-in", "req.csr", "-noout", "-text")
 			wantKU := "Digital Signature"
 			if strings.HasPrefix(string(alg), "RSA") {
 				wantKU = "Digital Signature, Key Encipherment"
@@ -371,7 +373,7 @@ func TestCSROpenSSL(t *testing.T) {
 			ca := mustCA(t, cachedKey(t, ECDSAP256, 0), caProfile("external"), testNow)
 			writeFile(t, dir, "ca.crt", EncodeCert(ca.Cert))
 			writeFile(t, dir, "ca.key", mustEncodeKey(t, ca.Key))
-			openssl(t, dir, "x509", "-req", "-in", "req.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+			openssltest.Run(t, dir, "x509", "-req", "-in", "req.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
 				"-copy_extensions", "copyall", "-days", "30", "-out", "leaf.crt")
 			leaf, err := ParseCert(readFile(t, dir, "leaf.crt"))
 			if err != nil {

@@ -17,6 +17,7 @@ import (
 	"kubepki.dev/kubepki/internal/catalog"
 	"kubepki.dev/kubepki/internal/cluster"
 	"kubepki.dev/kubepki/internal/pki"
+	"kubepki.dev/kubepki/internal/pkitest"
 	"kubepki.dev/kubepki/internal/store"
 )
 
@@ -44,8 +45,8 @@ func TestApplyEmptyDir(t *testing.T) {
 	for _, tc := range planCases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			plan := newPlan(t, tc.profile, tc.mutate)
-			st, root := newStore(t, tc.profile)
+			plan := pkitest.Plan(t, tc.profile, tc.mutate)
+			st, root := pkitest.Store(t, tc.profile)
 
 			before := Examine(plan, st, testNow)
 			checkStates(t, before, Missing, nil)
@@ -242,13 +243,13 @@ func TestApplyUsesExistingCA(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			plan := newPlan(t, tc.profile, nil)
-			st, root := newStore(t, tc.profile)
+			plan := pkitest.Plan(t, tc.profile, nil)
+			st, root := pkitest.Store(t, tc.profile)
 			spec, _ := plan.Cert(tc.ca)
 			if spec.KeyAlgorithm != pki.ECDSAP256 {
 				t.Fatalf("premise: plan CA algorithm %s", spec.KeyAlgorithm)
 			}
-			userKey := newKey(t, pki.RSA2048)
+			userKey := pkitest.Key(t, pki.RSA2048)
 			prof := spec.Profile
 			if tc.cn != "" {
 				prof.Subject.CommonName = tc.cn
@@ -259,8 +260,8 @@ func TestApplyUsesExistingCA(t *testing.T) {
 			}
 			certPEM := pki.EncodeCert(userCA.Cert)
 			keyPEM := pemPKCS1(t, userKey)
-			mustWrite(t, st.CertPath(spec.Path), certPEM, 0o640)
-			mustWrite(t, st.KeyPath(spec.Path), keyPEM, 0o400)
+			pkitest.WriteFile(t, st.CertPath(spec.Path), certPEM, 0o640)
+			pkitest.WriteFile(t, st.KeyPath(spec.Path), keyPEM, 0o400)
 			ageFiles(t, root)
 			caBefore := snapshot(t, filepath.Dir(st.CertPath(spec.Path)))
 
@@ -280,10 +281,10 @@ func TestApplyUsesExistingCA(t *testing.T) {
 				}
 			}
 			// The CA files are byte-identical, same mode, same inode, same mtime.
-			if got := mustRead(t, st.CertPath(spec.Path)); !bytes.Equal(got, certPEM) {
+			if got := pkitest.ReadFile(t, st.CertPath(spec.Path)); !bytes.Equal(got, certPEM) {
 				t.Error("CA certificate rewritten")
 			}
-			if got := mustRead(t, st.KeyPath(spec.Path)); !bytes.Equal(got, keyPEM) {
+			if got := pkitest.ReadFile(t, st.KeyPath(spec.Path)); !bytes.Equal(got, keyPEM) {
 				t.Error("CA key rewritten")
 			}
 			caAfter := snapshot(t, filepath.Dir(st.CertPath(spec.Path)))
@@ -351,10 +352,10 @@ func TestApplyReusesExistingKey(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			plan := newPlan(t, tc.profile, nil)
-			st, _ := newStore(t, tc.profile)
-			key := newKey(t, tc.alg)
-			keyPEM := encodeKey(t, key)
+			plan := pkitest.Plan(t, tc.profile, nil)
+			st, _ := pkitest.Store(t, tc.profile)
+			key := pkitest.Key(t, tc.alg)
+			keyPEM := pkitest.EncodeKey(t, key)
 			_, name, _ := strings.Cut(tc.item, "/")
 			var keyPath string
 			if spec, ok := plan.Cert(name); ok {
@@ -362,7 +363,7 @@ func TestApplyReusesExistingKey(t *testing.T) {
 			} else {
 				keyPath = st.KeyPath(plan.Keys[0].Path)
 			}
-			mustWrite(t, keyPath, keyPEM, 0o600)
+			pkitest.WriteFile(t, keyPath, keyPEM, 0o600)
 
 			s := byID(Examine(plan, st, testNow))[tc.item]
 			if s.State != Missing || !s.KeyPresent {
@@ -391,7 +392,7 @@ func TestApplyReusesExistingKey(t *testing.T) {
 					t.Errorf("%s: action %s, state %s (findings %q)", n, r.Action, r.State, r.Findings)
 				}
 			}
-			if got := mustRead(t, keyPath); !bytes.Equal(got, keyPEM) {
+			if got := pkitest.ReadFile(t, keyPath); !bytes.Equal(got, keyPEM) {
 				t.Error("existing key rewritten")
 			}
 			var pub any
@@ -417,8 +418,8 @@ func TestApplyProgress(t *testing.T) {
 		for _, profile := range catalog.Profiles() {
 			t.Run(fmt.Sprintf("%s/workers=%d", profile, workers), func(t *testing.T) {
 				t.Parallel()
-				plan := newPlan(t, profile, nil)
-				st, _ := newStore(t, profile)
+				plan := pkitest.Plan(t, profile, nil)
+				st, _ := pkitest.Store(t, profile)
 				var (
 					mu    sync.Mutex
 					calls [][2]int
@@ -443,8 +444,8 @@ func TestApplyProgress(t *testing.T) {
 }
 
 func TestApplyCanceled(t *testing.T) {
-	plan := newPlan(t, catalog.Kubeadm, nil)
-	st, root := newStore(t, catalog.Kubeadm)
+	plan := pkitest.Plan(t, catalog.Kubeadm, nil)
+	st, root := pkitest.Store(t, catalog.Kubeadm)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	rs, err := Apply(ctx, plan, st, testNow, Options{Workers: 1})
@@ -471,8 +472,8 @@ func TestApplyCanceled(t *testing.T) {
 // "missing": a new sa.key could never match it, so Apply fails the item
 // and writes nothing, instead of leaving a mismatched pair.
 func TestApplyPublicKeyWithoutPrivateKey(t *testing.T) {
-	plan := newPlan(t, catalog.Kubeadm, nil)
-	st, root := newStore(t, catalog.Kubeadm)
+	plan := pkitest.Plan(t, catalog.Kubeadm, nil)
+	st, root := pkitest.Store(t, catalog.Kubeadm)
 	mustApply(t, plan, st, testNow, Options{})
 	mustRemove(t, st.KeyPath("sa"))
 	ageFiles(t, root)

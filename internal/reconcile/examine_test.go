@@ -11,6 +11,7 @@ import (
 	"kubepki.dev/kubepki/internal/catalog"
 	"kubepki.dev/kubepki/internal/cluster"
 	"kubepki.dev/kubepki/internal/pki"
+	"kubepki.dev/kubepki/internal/pkitest"
 	"kubepki.dev/kubepki/internal/store"
 )
 
@@ -66,12 +67,12 @@ func TestApplyLeavesDriftAlone(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			st, root := newStore(t, tc.profile)
-			mustApply(t, newPlan(t, tc.profile, nil), st, testNow, Options{})
+			st, root := pkitest.Store(t, tc.profile)
+			mustApply(t, pkitest.Plan(t, tc.profile, nil), st, testNow, Options{})
 			ageFiles(t, root)
 			before := snapshot(t, root)
 
-			changed := newPlan(t, tc.profile, tc.change)
+			changed := pkitest.Plan(t, tc.profile, tc.change)
 			wantStates := map[string]State{}
 			wantActions := map[string]Action{}
 			for n := range tc.want {
@@ -150,8 +151,8 @@ func TestApplyExternalCA(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			plan := newPlan(t, tc.profile, nil)
-			st, root := newStore(t, tc.profile)
+			plan := pkitest.Plan(t, tc.profile, nil)
+			st, root := pkitest.Store(t, tc.profile)
 			mustApply(t, plan, st, testNow, Options{})
 			caSpec, _ := plan.Cert(tc.ca)
 			mustRemove(t, st.KeyPath(caSpec.Path))
@@ -219,8 +220,8 @@ func TestApplyExternalCA(t *testing.T) {
 // TestExamineExpired: time alone makes certificates expired, or not yet
 // valid; Apply then leaves them.
 func TestExamineExpired(t *testing.T) {
-	plan := newPlan(t, catalog.Kubeadm, nil)
-	st, root := newStore(t, catalog.Kubeadm)
+	plan := pkitest.Plan(t, catalog.Kubeadm, nil)
+	st, root := pkitest.Store(t, catalog.Kubeadm)
 	mustApply(t, plan, st, testNow, Options{})
 
 	// Every item with a certificate: CAs, leaves, and the kubeconfigs that
@@ -311,8 +312,8 @@ func TestExamineExpired(t *testing.T) {
 // TestExamineExpiredHardwayKubeconfig: a hard-way kubeconfig embeds a copy
 // of a certificate file, and says so when it expires.
 func TestExamineExpiredHardwayKubeconfig(t *testing.T) {
-	plan := newPlan(t, catalog.Hardway, nil)
-	st, _ := newStore(t, catalog.Hardway)
+	plan := pkitest.Plan(t, catalog.Hardway, nil)
+	st, _ := pkitest.Store(t, catalog.Hardway)
 	mustApply(t, plan, st, testNow, Options{})
 	admin := readCert(t, st, "admin")
 	s := byID(Examine(plan, st, testNow.Add(400*24*time.Hour)))["kubeconfig/admin"]
@@ -327,13 +328,13 @@ func TestExamineExpiredHardwayKubeconfig(t *testing.T) {
 func TestExamineInvalid(t *testing.T) {
 	hardwayLeaves := func(state State) map[string]State {
 		m := map[string]State{}
-		for _, c := range newPlan(t, catalog.Hardway, nil).Leaves() {
+		for _, c := range pkitest.Plan(t, catalog.Hardway, nil).Leaves() {
 			m["cert/"+c.Name] = state
 		}
 		return m
 	}
 	hardwayKubeconfigs := func(m map[string]State, state State) map[string]State {
-		for _, k := range newPlan(t, catalog.Hardway, nil).Kubeconfigs {
+		for _, k := range pkitest.Plan(t, catalog.Hardway, nil).Kubeconfigs {
 			m["kubeconfig/"+k.Name] = state
 		}
 		return m
@@ -354,11 +355,11 @@ func TestExamineInvalid(t *testing.T) {
 				// Same name, same profile, different key: only the signature tells.
 				spec, _ := plan.Cert("service-accounts")
 				caSpec, _ := plan.Cert("ca")
-				other, err := pki.NewCA(newKey(t, pki.ECDSAP256), caSpec.Profile, testNow)
+				other, err := pki.NewCA(pkitest.Key(t, pki.ECDSAP256), caSpec.Profile, testNow)
 				if err != nil {
 					t.Fatal(err)
 				}
-				key := newKey(t, pki.ECDSAP256)
+				key := pkitest.Key(t, pki.ECDSAP256)
 				cert, err := other.Issue(key.Public(), spec.Profile, testNow)
 				if err != nil {
 					t.Fatal(err)
@@ -374,11 +375,11 @@ func TestExamineInvalid(t *testing.T) {
 			breakIt: func(t *testing.T, plan *catalog.Plan, st store.Store) {
 				spec, _ := plan.Cert("admin")
 				caSpec, _ := plan.Cert("ca")
-				other, err := pki.NewCA(newKey(t, pki.ECDSAP256), caSpec.Profile, testNow)
+				other, err := pki.NewCA(pkitest.Key(t, pki.ECDSAP256), caSpec.Profile, testNow)
 				if err != nil {
 					t.Fatal(err)
 				}
-				key := newKey(t, pki.ECDSAP256)
+				key := pkitest.Key(t, pki.ECDSAP256)
 				cert, err := other.Issue(key.Public(), spec.Profile, testNow)
 				if err != nil {
 					t.Fatal(err)
@@ -405,7 +406,7 @@ func TestExamineInvalid(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				mustWrite(t, st.CertPath(spec.Path), pki.EncodeCert(cert), 0o644)
+				pkitest.WriteFile(t, st.CertPath(spec.Path), pki.EncodeCert(cert), 0o644)
 			},
 			want:     map[string]State{"cert/etcd-peer": Invalid},
 			findings: map[string][]string{"cert/etcd-peer": {"not signed by CA etcd-ca (etcd/ca.crt)"}},
@@ -413,7 +414,7 @@ func TestExamineInvalid(t *testing.T) {
 		{
 			name: "leaf key mismatch", profile: catalog.Hardway,
 			breakIt: func(t *testing.T, plan *catalog.Plan, st store.Store) {
-				mustWrite(t, st.KeyPath("kube-api-server"), encodeKey(t, newKey(t, pki.ECDSAP256)), 0o600)
+				pkitest.WriteFile(t, st.KeyPath("kube-api-server"), pkitest.EncodeKey(t, pkitest.Key(t, pki.ECDSAP256)), 0o600)
 			},
 			want:     map[string]State{"cert/kube-api-server": Invalid},
 			findings: map[string][]string{"cert/kube-api-server": {"private key does not match the certificate"}},
@@ -423,7 +424,7 @@ func TestExamineInvalid(t *testing.T) {
 			breakIt: func(t *testing.T, plan *catalog.Plan, st store.Store) {
 				k, _ := plan.Kubeconfig("scheduler.conf")
 				cert, _, _ := kubeconfigPair(t, st, k)
-				rewriteKubeconfigKey(t, st, k, cert, newKey(t, pki.ECDSAP256))
+				rewriteKubeconfigKey(t, st, k, cert, pkitest.Key(t, pki.ECDSAP256))
 			},
 			want:     map[string]State{"kubeconfig/scheduler.conf": Invalid},
 			findings: map[string][]string{"kubeconfig/scheduler.conf": {"private key does not match the certificate"}},
@@ -431,7 +432,7 @@ func TestExamineInvalid(t *testing.T) {
 		{
 			name: "CA key mismatch", profile: catalog.Kubeadm,
 			breakIt: func(t *testing.T, plan *catalog.Plan, st store.Store) {
-				mustWrite(t, st.KeyPath("front-proxy-ca"), encodeKey(t, newKey(t, pki.ECDSAP256)), 0o600)
+				pkitest.WriteFile(t, st.KeyPath("front-proxy-ca"), pkitest.EncodeKey(t, pkitest.Key(t, pki.ECDSAP256)), 0o600)
 				// And a leaf of that CA is missing: it cannot be issued.
 				mustRemove(t, st.CertPath("front-proxy-client"), st.KeyPath("front-proxy-client"))
 			},
@@ -453,7 +454,7 @@ func TestExamineInvalid(t *testing.T) {
 		{
 			name: "unreadable certificate", profile: catalog.Hardway,
 			breakIt: func(t *testing.T, plan *catalog.Plan, st store.Store) {
-				mustWrite(t, st.CertPath("admin"), []byte("not PEM"), 0o644)
+				pkitest.WriteFile(t, st.CertPath("admin"), []byte("not PEM"), 0o644)
 			},
 			want:     map[string]State{"cert/admin": Invalid},
 			findings: map[string][]string{"cert/admin": {"read {dir}/admin.crt: no PEM certificate found"}},
@@ -462,7 +463,7 @@ func TestExamineInvalid(t *testing.T) {
 			name: "unreadable key, certificate missing", profile: catalog.Hardway,
 			breakIt: func(t *testing.T, plan *catalog.Plan, st store.Store) {
 				mustRemove(t, st.CertPath("admin"))
-				mustWrite(t, st.KeyPath("admin"), []byte("not PEM"), 0o600)
+				pkitest.WriteFile(t, st.KeyPath("admin"), []byte("not PEM"), 0o600)
 			},
 			want:     map[string]State{"cert/admin": Invalid},
 			findings: map[string][]string{"cert/admin": {"read {dir}/admin.key: no PEM private key found"}},
@@ -470,18 +471,18 @@ func TestExamineInvalid(t *testing.T) {
 		{
 			name: "unreadable kubeconfig", profile: catalog.Kubeadm,
 			breakIt: func(t *testing.T, plan *catalog.Plan, st store.Store) {
-				mustWrite(t, st.KubeconfigPath("admin.conf"), []byte("{not yaml: ["), 0o600)
+				pkitest.WriteFile(t, st.KubeconfigPath("admin.conf"), []byte("{not yaml: ["), 0o600)
 			},
 			want: map[string]State{"kubeconfig/admin.conf": Invalid},
 		},
 		{
 			name: "sa.pub does not match sa.key", profile: catalog.Kubeadm,
 			breakIt: func(t *testing.T, plan *catalog.Plan, st store.Store) {
-				pub, err := pki.EncodePublicKey(newKey(t, pki.ECDSAP256).Public())
+				pub, err := pki.EncodePublicKey(pkitest.Key(t, pki.ECDSAP256).Public())
 				if err != nil {
 					t.Fatal(err)
 				}
-				mustWrite(t, st.PubPath("sa"), pub, 0o644)
+				pkitest.WriteFile(t, st.PubPath("sa"), pub, 0o644)
 			},
 			want:     map[string]State{"keypair/sa": Invalid},
 			findings: map[string][]string{"keypair/sa": {"{dir}/sa.pub does not match {dir}/sa.key"}},
@@ -492,7 +493,7 @@ func TestExamineInvalid(t *testing.T) {
 				// The CA's own key and profile, but signed by someone else.
 				caSpec, _ := plan.Cert("ca")
 				key := readKey(t, st, caSpec.Path)
-				root, err := pki.NewCA(newKey(t, pki.ECDSAP256), caSpec.Profile, testNow)
+				root, err := pki.NewCA(pkitest.Key(t, pki.ECDSAP256), caSpec.Profile, testNow)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -500,7 +501,7 @@ func TestExamineInvalid(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				mustWrite(t, st.CertPath(caSpec.Path), pki.EncodeCert(cert), 0o644)
+				pkitest.WriteFile(t, st.CertPath(caSpec.Path), pki.EncodeCert(cert), 0o644)
 			},
 			// The kubeconfigs carry the old CA certificate.
 			want: hardwayKubeconfigs(map[string]State{"ca/ca": Invalid}, Drifted),
@@ -521,7 +522,7 @@ func TestExamineInvalid(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				mustWrite(t, st.CertPath(caSpec.Path), pki.EncodeCert(ca.Cert), 0o644)
+				pkitest.WriteFile(t, st.CertPath(caSpec.Path), pki.EncodeCert(ca.Cert), 0o644)
 			},
 			want: hardwayKubeconfigs(hardwayLeaves(Drifted), Drifted),
 			findings: map[string][]string{
@@ -555,8 +556,8 @@ func TestExamineInvalid(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			plan := newPlan(t, tc.profile, nil)
-			st, root := newStore(t, tc.profile)
+			plan := pkitest.Plan(t, tc.profile, nil)
+			st, root := pkitest.Store(t, tc.profile)
 			mustApply(t, plan, st, testNow, Options{})
 			tc.breakIt(t, plan, st)
 

@@ -18,9 +18,9 @@ import (
 	"time"
 
 	"kubepki.dev/kubepki/internal/catalog"
-	"kubepki.dev/kubepki/internal/cluster"
 	"kubepki.dev/kubepki/internal/kubeconfig"
 	"kubepki.dev/kubepki/internal/pki"
+	"kubepki.dev/kubepki/internal/pkitest"
 	"kubepki.dev/kubepki/internal/store"
 )
 
@@ -29,30 +29,6 @@ var testNow = time.Date(2026, time.March, 14, 15, 9, 26, 0, time.UTC)
 // oldTime is what file times are set to before a run that must not touch
 // them, so that any rewrite shows even on a coarse-grained file system.
 var oldTime = time.Date(2001, time.February, 3, 4, 5, 6, 0, time.UTC)
-
-func newPlan(t *testing.T, profile catalog.Profile, mutate func(*cluster.Cluster)) *catalog.Plan {
-	t.Helper()
-	c := cluster.Default()
-	if mutate != nil {
-		mutate(c)
-	}
-	p, err := catalog.New(c, profile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// newStore lays a store out as the CLI does: the PKI directory in a fresh
-// root, kubeconfigs beside the certificates (hard way) or in its parent
-// (kubeadm's /etc/kubernetes). Snapshot the root to see everything.
-func newStore(t *testing.T, profile catalog.Profile) (store.Store, string) {
-	t.Helper()
-	root := t.TempDir()
-	st := store.Store{Dir: filepath.Join(root, "pki")}
-	st.KubeconfigDir = profile.KubeconfigDir(st.Dir)
-	return st, root
-}
 
 // itemIDs lists the plan in Examine's order: certificates with files, key
 // pairs, kubeconfigs; each as kind/name (names repeat across kinds).
@@ -265,15 +241,6 @@ func readKey(t *testing.T, st store.Store, stem string) crypto.Signer {
 	return k
 }
 
-func mustRead(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func mustRemove(t *testing.T, paths ...string) {
 	t.Helper()
 	for _, p := range paths {
@@ -283,41 +250,13 @@ func mustRemove(t *testing.T, paths ...string) {
 	}
 }
 
-func mustWrite(t *testing.T, path string, data []byte, mode os.FileMode) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, data, mode); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func newKey(t *testing.T, alg pki.KeyAlgorithm) crypto.Signer {
-	t.Helper()
-	k, err := pki.GenerateKey(alg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func encodeKey(t *testing.T, k crypto.Signer) []byte {
-	t.Helper()
-	b, err := pki.EncodeKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // writePair writes a certificate and its key for a plan stem, replacing
 // whatever is there.
 func writePair(t *testing.T, st store.Store, stem string, cert *x509.Certificate, key crypto.Signer) {
 	t.Helper()
-	mustWrite(t, st.CertPath(stem), pki.EncodeCert(cert), 0o644)
+	pkitest.WriteFile(t, st.CertPath(stem), pki.EncodeCert(cert), 0o644)
 	if key != nil {
-		mustWrite(t, st.KeyPath(stem), encodeKey(t, key), 0o600)
+		pkitest.WriteFile(t, st.KeyPath(stem), pkitest.EncodeKey(t, key), 0o600)
 	}
 }
 
@@ -447,7 +386,7 @@ func rewriteKubeconfigKey(t *testing.T, st store.Store, k catalog.KubeconfigSpec
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := kubeconfig.SetClientPair(cfg, cl.CertificateAuthorityData, pki.EncodeCert(cert), encodeKey(t, key)); err != nil {
+	if err := kubeconfig.SetClientPair(cfg, cl.CertificateAuthorityData, pki.EncodeCert(cert), pkitest.EncodeKey(t, key)); err != nil {
 		t.Fatal(err)
 	}
 	if err := kubeconfig.Replace(path, cfg); err != nil {
