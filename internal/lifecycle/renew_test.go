@@ -3,8 +3,8 @@ package lifecycle_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"crypto/x509"
+	"encoding/json"
 	"io/fs"
 	"maps"
 	"os"
