@@ -344,3 +344,18 @@ func within(path, dir string) bool {
 	}
 	return a == b || strings.HasPrefix(a, b+string(filepath.Separator))
 }
+
+// Unfinished lists the journals of commits a crash interrupted.
+func (s Store) Unfinished() ([]string, error) {
+	journals, err := s.journals()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, path := range journals {
+		if j, err := readJournal(path); err != nil || j.State == statePrepare || j.State == stateBegin {
+			out = append(out, path)
+		}
+	}
+	return out, nil
+}
