@@ -39,6 +39,21 @@ type Transaction struct {
 	st      Store
 	entries []journalEntry
 	done    bool
+	// crashAt, set by tests only, stops Commit dead at a named step, as
+	// a SIGKILL would: nothing cleaned up.
+	crashAt func(step string) bool
+}
+
+// errCrashed is what Commit returns when crashAt stopped it.
+var errCrashed = errors.New("commit stopped by a test")
+
+// crashed reports whether a test asked Commit to stop at step.
+func (t *Transaction) crashed(step string) bool {
+	if t.crashAt == nil || !t.crashAt(step) {
+		return false
+	}
+	t.done = true // like a killed process: the staged files stay
+	return true
 }
 
 // journal is the on-disk record of a Transaction.
@@ -148,10 +163,16 @@ func (t *Transaction) Commit(now time.Time) (string, error) {
 		}
 		e.Backup = rel
 	}
+	if t.crashed("backup-dir") {
+		return "", errCrashed
+	}
 	if err := writeJournal(dir, j); err != nil {
 		return fail(err)
 	}
 	for i := range j.Files {
+		if t.crashed(fmt.Sprintf("backup-%d", i)) {
+			return "", errCrashed
+		}
 		e := &j.Files[i]
 		copied, err := copyForBackup(e.Path, filepath.Join(dir, e.Backup))
 		if err != nil {
@@ -161,11 +182,16 @@ func (t *Transaction) Commit(now time.Time) (string, error) {
 			e.Backup = ""
 		}
 	}
+	// The journal said where each backup would go; now it says which
+	// exist, and that renaming begins.
 	j.State = stateBegin
 	if err := writeJournal(dir, j); err != nil {
 		return fail(err)
 	}
-	for _, e := range j.Files {
+	for i, e := range j.Files {
+		if t.crashed(fmt.Sprintf("rename-%d", i)) {
+			return "", errCrashed
+		}
 		if err := os.Rename(e.Staged, e.Path); err != nil {
 			err = fmt.Errorf("write %s: %w", e.Path, err)
 			if rbErr := rollBack(dir, j); rbErr != nil {
@@ -177,6 +203,9 @@ func (t *Transaction) Commit(now time.Time) (string, error) {
 	}
 	if err := syncDirs(j.Files, func(e journalEntry) string { return e.Path }); err != nil {
 		return dir, err
+	}
+	if t.crashed("commit") {
+		return "", errCrashed
 	}
 	j.State = stateCommitted
 	if err := writeJournal(dir, j); err != nil {
