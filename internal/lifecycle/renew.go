@@ -258,7 +258,8 @@ func loadTarget(plan *catalog.Plan, st store.Store, c catalog.CertSpec, caBundle
 // rules, keeping from the old certificate only what stays within them.
 //
 // Kept: the subject's cosmetic fields (C, ST, L), and the groups (O),
-// extended usages and SANs when each is a subset of the plan's — a
+// extended usages and SANs (spelt as the plan spells them, DNS names
+// compared without case) when each is a subset of the plan's — a
 // certificate that lacks a SAN the spec now names keeps lacking it until
 // --from-spec, so a renewal never changes what a server answers to behind
 // the operator's back. Never kept: CA:TRUE (a leaf is always CA:FALSE),
@@ -305,7 +306,14 @@ func copyProfile(file string, c catalog.CertSpec, cert *x509.Certificate) (pki.P
 	if len(old.Usages) > 0 {
 		p.Usages = old.Usages
 	}
-	p.DNSNames, p.IPs = old.DNSNames, old.IPs
+	// The SANs the old certificate has, as the plan spells them.
+	oldSANs := normalSANs(old.DNSNames, old.IPs)
+	p.DNSNames = slices.DeleteFunc(slices.Clone(want.DNSNames), func(d string) bool {
+		return !slices.Contains(oldSANs, normalSANs([]string{d}, nil)[0])
+	})
+	p.IPs = slices.DeleteFunc(slices.Clone(want.IPs), func(ip net.IP) bool {
+		return !slices.Contains(oldSANs, normalSANs(nil, []net.IP{ip})[0])
+	})
 	return p, nil
 }
 
