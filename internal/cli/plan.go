@@ -78,6 +78,12 @@ otherwise.`,
 				items = append(items, it)
 			}
 			todo += len(leftovers)
+			if output == "json" || output == "yaml" {
+				// Not plan items: said on stderr, counted in the exit code.
+				for _, l := range leftovers {
+					fmt.Fprintf(e.stderr, "repair %s\n", l)
+				}
+			}
 			if err := print(e.stdout, output, items, func(w io.Writer) error {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "ACTION\tNAME\tKIND\tPATH")
