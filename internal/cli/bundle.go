@@ -45,6 +45,11 @@ control-plane role.`,
 				return err
 			}
 			st := f.store(plan.Profile)
+			release, err := forBundle(e, st)
+			if err != nil {
+				return err
+			}
+			defer release()
 			var all []string
 			for _, b := range plan.Bundles {
 				all = append(all, b.Node)

@@ -92,7 +92,13 @@ Exit codes, for scripts:
 			if _, err := os.Stat(f.dir); err != nil {
 				return fmt.Errorf("check-expiration: %w", err)
 			}
-			rep := lifecycle.Expiration(plan, f.store(plan.Profile), e.now()).Within(within)
+			st := f.store(plan.Profile)
+			release, _, err := forRead(e, st)
+			if err != nil {
+				return err
+			}
+			defer release()
+			rep := lifecycle.Expiration(plan, st, e.now()).Within(within)
 			if err := print(e.stdout, textFormat(xf.output), rep, func(w io.Writer) error {
 				return lifecycle.WriteTable(w, rep)
 			}); err != nil {

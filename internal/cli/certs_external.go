@@ -82,7 +82,13 @@ files are backed up to DIR/.backup/<timestamp>/.`,
 			if err != nil {
 				return err
 			}
-			rep, err := lifecycle.Install(plan, f.store(plan.Profile), csrDir, from, e.now())
+			st := f.store(plan.Profile)
+			release, err := forWrite(e, st)
+			if err != nil {
+				return err
+			}
+			defer release()
+			rep, err := lifecycle.Install(plan, st, csrDir, from, e.now())
 			if err != nil {
 				return err
 			}

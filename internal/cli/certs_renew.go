@@ -29,14 +29,20 @@ func newRenewCmd(e *env) *cobra.Command {
 		Short: "Reissue certificates (and kubeconfig client certificates) with the local CA",
 		Long: `Reissue certificates with their CA from the PKI directory. By default each new
 certificate copies the old one's subject, SANs and usages, with a new key of the
-same kind; --from-spec reissues from the cluster spec instead, fixing drift
-(a SAN the spec now needs). The hard way's service-accounts certificate keeps
+same kind, as far as they are within the plan: a leaf is always CA:FALSE, and
+a certificate with a CN, group, usage or SAN the spec does not give it (a SAN
+added by hand: name it in the spec) is refused, not narrowed. A certificate its
+CA never signed is refused too. --from-spec reissues from the cluster spec
+instead, fixing drift (a SAN the spec now needs) and replacing such files. The hard way's service-accounts certificate keeps
 its key: a new one would invalidate every service-account token. The client certificates inside kubeconfigs are
 renewed in place (the rest of each kubeconfig is kept, its CA data refreshed),
 kubelet.conf included.
 
-Every replaced file is first copied to DIR/.backup/<timestamp>/; every write is
-atomic. The command ends by naming the components to restart.
+Every replaced file is first copied to DIR/.backup/<timestamp>/, then all new
+files replace the old ones as one commit, recorded in journal.json beside the
+backup: if the command is killed half-way, the next kubepki command finishes
+the commit (verify, plan and bundle too), so a certificate never sits beside
+another one's key. The command ends by naming the components to restart.
 
 Certificates whose CA key is absent (external CA) are not renewed: they are
 listed, with the command that makes CSRs for the external CA (exit 3).`,
@@ -53,7 +59,13 @@ listed, with the command that makes CSRs for the external CA (exit 3).`,
 				return err
 			}
 			opts.Names, opts.Validity, opts.Now = args, validity, e.now()
-			rep, err := lifecycle.Renew(plan, f.store(plan.Profile), opts)
+			st := f.store(plan.Profile)
+			release, err := forWrite(e, st)
+			if err != nil {
+				return err
+			}
+			defer release()
+			rep, err := lifecycle.Renew(plan, st, opts)
 			if err != nil {
 				return err
 			}

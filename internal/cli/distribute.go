@@ -82,6 +82,11 @@ Exit codes: 0 every node is up to date, 1 a node failed (or an error).`,
 				}
 			}
 			st := f.store(plan.Profile)
+			release, err := forBundle(e, st)
+			if err != nil {
+				return err
+			}
+			defer release()
 			var jobs []distribute.Job
 			for _, n := range c.Nodes {
 				if len(nodes) > 0 && !slices.Contains(nodes, n.Name) {

@@ -33,7 +33,11 @@ init is idempotent and never overwrites a file: a CA you placed in the
 directory (ca.crt + ca.key) signs the rest; a valid certificate is kept; one
 that no longer matches the spec (a SAN the spec now needs, a wrong group) is
 reported as drift and left untouched; --apply-drift reissues it from the spec
-after backing up the old files. Keys are generated in parallel; keys are
+after backing up the old files.
+
+init first repairs what an interrupted kubepki left: it finishes (or rolls
+back) a renewal killed half-way, from the journal in DIR/.backup/, and
+removes the temporary files of killed writes, saying so on stderr. Keys are generated in parallel; keys are
 written 0600, certificates 0644, the directory 0700. 'kubepki plan' shows
 what init would do.
 
@@ -49,6 +53,11 @@ Exit codes: 0 all present and valid, 1 error, 3 something was left untouched
 				return err
 			}
 			st := f.store(plan.Profile)
+			release, err := forWrite(e, st)
+			if err != nil {
+				return err
+			}
+			defer release()
 			opts := reconcile.Options{Progress: progress(e.stderr)}
 			results, err := reconcile.Apply(cmd.Context(), plan, st, e.now(), opts)
 			if err != nil {

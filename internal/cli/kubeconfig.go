@@ -57,7 +57,13 @@ and kubelet-<node>.conf per node (installed as /etc/kubernetes/kubelet.conf).`,
 				})
 				plan = &named
 			}
-			results, err := reconcile.Apply(cmd.Context(), plan, f.store(plan.Profile), e.now(), reconcile.Options{Progress: progress(e.stderr)})
+			st := f.store(plan.Profile)
+			release, err := forWrite(e, st)
+			if err != nil {
+				return err
+			}
+			defer release()
+			results, err := reconcile.Apply(cmd.Context(), plan, st, e.now(), reconcile.Options{Progress: progress(e.stderr)})
 			if err != nil {
 				return err
 			}
@@ -108,6 +114,11 @@ ClusterRole to a group instead.`,
 				return err
 			}
 			st := f.store(plan.Profile)
+			release, err := forWrite(e, st)
+			if err != nil {
+				return err
+			}
+			defer release()
 			caSpec, _ := plan.Cert("ca")
 			ca, err := st.ReadCA(caSpec.Path)
 			if err != nil {

@@ -54,6 +54,11 @@ otherwise.`,
 			}
 			now := e.now()
 			st := f.store(plan.Profile)
+			release, leftovers, err := forRead(e, st)
+			if err != nil {
+				return err
+			}
+			defer release()
 			statuses := reconcile.Examine(plan, st, now)
 			var items []planItem
 			todo := 0
@@ -72,6 +77,13 @@ otherwise.`,
 				}
 				items = append(items, it)
 			}
+			todo += len(leftovers)
+			if output == "json" || output == "yaml" {
+				// Not plan items: said on stderr, counted in the exit code.
+				for _, l := range leftovers {
+					fmt.Fprintf(e.stderr, "repair %s\n", l)
+				}
+			}
 			if err := print(e.stdout, output, items, func(w io.Writer) error {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "ACTION\tNAME\tKIND\tPATH")
@@ -89,6 +101,9 @@ otherwise.`,
 				}
 				if len(details) > 0 {
 					fmt.Fprintf(w, "\n%s\n", strings.Join(details, "\n"))
+				}
+				for _, l := range leftovers {
+					fmt.Fprintf(w, "repair %s\n", l)
 				}
 				if todo == 0 {
 					fmt.Fprintln(w, "nothing to do")

@@ -38,7 +38,10 @@ func newVerifyCmd(e *env) *cobra.Command {
 every certificate chains to its CA, each key matches its certificate, CN, O,
 usages and SANs are what the catalog says, certificates are within their
 validity, file modes are safe. Also reports which CA keys are present
-(a CA without its key is an external CA).
+(a CA without its key is an external CA), and what an interrupted kubepki
+left: a commit killed half-way is finished first (from its journal in
+DIR/.backup/); temporary files of killed writes, which may hold private
+keys, are findings ('kubepki init' removes them).
 
 Works on directories kubepki did not write, such as one made by kubeadm or by
 openssl commands: pass the spec that describes that cluster.
@@ -55,8 +58,14 @@ One line per finding; exit 0 only when clean, 3 when there are findings.`,
 			if _, err := os.Stat(f.dir); err != nil {
 				return fmt.Errorf("verify: %w", err)
 			}
+			st := f.store(plan.Profile)
+			release, leftovers, err := forRead(e, st)
+			if err != nil {
+				return err
+			}
+			defer release()
 			rep := verifyReport{Dir: f.dir, Profile: string(plan.Profile), CAKeys: map[string]bool{}, Findings: []string{}}
-			rep.Items = reconcile.Examine(plan, f.store(plan.Profile), e.now())
+			rep.Items = reconcile.Examine(plan, st, e.now())
 			for _, s := range rep.Items {
 				if s.IsCA {
 					rep.CAKeys[s.Name] = s.KeyPresent
@@ -67,7 +76,8 @@ One line per finding; exit 0 only when clean, 3 when there are findings.`,
 					}
 				}
 			}
-			rep.Findings = append(rep.Findings, modeFindings(plan, f.store(plan.Profile))...)
+			rep.Findings = append(rep.Findings, modeFindings(plan, st)...)
+			rep.Findings = append(rep.Findings, leftovers...)
 			rep.Clean = len(rep.Findings) == 0
 			if err := print(e.stdout, output, rep, func(w io.Writer) error {
 				return writeVerifyText(w, rep)

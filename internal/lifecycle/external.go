@@ -86,7 +86,8 @@ type InstallReport struct {
 // for each key in csrDir) and installs them with their keys, after checking
 // each one: it matches its key, chains to the cluster's CA certificate, is
 // within its validity, and says what the plan asks (subject, SANs, usages).
-// Any failed check refuses the whole install; replaced files are backed up.
+// Any failed check refuses the whole install; the files are replaced in
+// one store.Transaction (backed up first, crash-safe).
 func Install(plan *catalog.Plan, st store.Store, csrDir, signedDir string, now time.Time) (*InstallReport, error) {
 	type pending struct {
 		spec catalog.CertSpec
@@ -119,39 +120,42 @@ func Install(plan *catalog.Plan, st store.Store, csrDir, signedDir string, now t
 	if len(todo) == 0 {
 		return nil, fmt.Errorf("no keys of the plan's certificates in %s (run kubepki certs generate-csr first)", csrDir)
 	}
-	var files []string
-	for _, p := range todo {
-		files = append(files, filesOf(plan, st, p.spec)...)
-	}
 	rep := &InstallReport{}
-	var err error
-	if rep.Backup, err = st.Backup(now, files...); err != nil {
-		return nil, err
-	}
+	tx := st.NewTransaction()
+	defer tx.Abort()
 	for _, p := range todo {
 		key, _ := pki.ParseKey(p.key)
 		caSpec, _ := plan.Cert(p.spec.CA)
 		caCert, err := st.ReadCert(caSpec.Path)
 		if err != nil {
-			return rep, err
+			return nil, err
 		}
-		written, err := write(plan, st, p.spec, pki.EncodeCert(caCert), p.cert, key, false)
+		staged, err := stage(tx, plan, st, p.spec, pki.EncodeCert(caCert), p.cert, key, false)
 		if err != nil {
-			return rep, err
+			return nil, err
 		}
-		if p.spec.Embedded && len(written) == 0 {
+		if p.spec.Embedded && len(staged) == 0 {
 			// A kubeconfig that does not exist yet: create it.
 			k, _ := plan.KubeconfigOf(p.spec.Name)
+			path := st.KubeconfigPath(k.File)
 			cfg := kubeconfig.New(kubeconfig.Params{
 				Cluster: k.Cluster, User: k.User, Context: k.Context(), Server: k.Server,
 				CA: pki.EncodeCert(caCert), Cert: pki.EncodeCert(p.cert), Key: p.key,
 			})
-			if err := kubeconfig.Create(st.KubeconfigPath(k.File), cfg); err != nil {
-				return rep, err
+			data, err := kubeconfig.Encode(path, cfg)
+			if err != nil {
+				return nil, err
 			}
-			written = append(written, st.KubeconfigPath(k.File))
+			if err := tx.Stage(path, data, store.KeyMode); err != nil {
+				return nil, err
+			}
+			staged = append(staged, path)
 		}
-		rep.Installed = append(rep.Installed, Installed{Name: p.spec.Name, NotAfter: p.cert.NotAfter, Files: written})
+		rep.Installed = append(rep.Installed, Installed{Name: p.spec.Name, NotAfter: p.cert.NotAfter, Files: staged})
+	}
+	var err error
+	if rep.Backup, err = tx.Commit(now); err != nil {
+		return nil, err
 	}
 	return rep, nil
 }

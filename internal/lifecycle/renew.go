@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"slices"
+	"strings"
 	"time"
 
 	"kubepki.dev/kubepki/internal/catalog"
@@ -63,10 +65,18 @@ type target struct {
 	alg     pki.KeyAlgorithm
 }
 
-// Renew reissues certificates with their local CA. Every file it replaces
-// is first copied to Dir/.backup/<timestamp>/, and every write is atomic.
+// Renew reissues certificates with their local CA, by the plan's rules:
+// a leaf is never a CA, and its identity, SANs and usages stay within what
+// the plan gives it (see copyProfile). A certificate that its CA never
+// signed is refused, not renewed.
+//
 // Nothing is written unless every certificate could be issued, except that
-// certificates of an external CA are skipped and listed.
+// certificates of an external CA are skipped and listed. The new files are
+// then committed as one store.Transaction: every replaced file is first
+// copied to Dir/.backup/<timestamp>/ (with the transaction's journal), and
+// a crash at any moment leaves a journal that the next kubepki run
+// finishes (store.Store.Recover): never a certificate beside another
+// certificate's key, never a kubeconfig with a stale certificate.
 func Renew(plan *catalog.Plan, st store.Store, opts RenewOptions) (*RenewReport, error) {
 	specs, err := selectCerts(plan, opts.Names)
 	if err != nil {
@@ -74,6 +84,7 @@ func Renew(plan *catalog.Plan, st store.Store, opts RenewOptions) (*RenewReport,
 	}
 	rep := &RenewReport{}
 	cas := map[string]*pki.CA{}
+	bundles := map[string][]*x509.Certificate{}
 	var targets []target
 	for _, c := range specs {
 		ca, err := readCA(plan, st, c.CA, cas)
@@ -84,7 +95,11 @@ func Renew(plan *catalog.Plan, st store.Store, opts RenewOptions) (*RenewReport,
 			rep.External = append(rep.External, c.Name)
 			continue
 		}
-		t, err := loadTarget(plan, st, c, opts)
+		bundle, err := readCABundle(plan, st, c.CA, bundles)
+		if err != nil {
+			return nil, err
+		}
+		t, err := loadTarget(plan, st, c, bundle, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -113,20 +128,18 @@ func Renew(plan *catalog.Plan, st store.Store, opts RenewOptions) (*RenewReport,
 		outs[i] = output{cert, key, newKey}
 	}
 
-	var files []string
-	for _, t := range targets {
-		files = append(files, filesOf(plan, st, t.spec)...)
-	}
-	if rep.Backup, err = st.Backup(opts.Now, files...); err != nil {
-		return nil, err
-	}
+	tx := st.NewTransaction()
+	defer tx.Abort()
 	for i, t := range targets {
 		r := Renewed{Name: t.spec.Name, NotAfter: outs[i].cert.NotAfter, NewKey: outs[i].newKey}
-		r.Files, err = write(plan, st, t.spec, pki.EncodeCert(cas[t.spec.CA].Cert), outs[i].cert, outs[i].key, opts.FromSpec)
+		r.Files, err = stage(tx, plan, st, t.spec, pki.EncodeCert(cas[t.spec.CA].Cert), outs[i].cert, outs[i].key, opts.FromSpec)
 		if err != nil {
-			return rep, err
+			return nil, err
 		}
 		rep.Renewed = append(rep.Renewed, r)
+	}
+	if rep.Backup, err = tx.Commit(opts.Now); err != nil {
+		return nil, err
 	}
 	return rep, nil
 }
@@ -183,19 +196,50 @@ func readCA(plan *catalog.Plan, st store.Store, name string, cache map[string]*p
 	return ca, nil
 }
 
+// readCABundle reads every certificate of a CA's file: a leaf signed by any
+// of them (the old CA during a rotation) is the cluster's.
+func readCABundle(plan *catalog.Plan, st store.Store, name string, cache map[string][]*x509.Certificate) ([]*x509.Certificate, error) {
+	if b, ok := cache[name]; ok {
+		return b, nil
+	}
+	spec, _ := plan.Cert(name)
+	b, err := st.ReadCerts(spec.Path)
+	if err != nil {
+		return nil, fmt.Errorf("read CA %s: %w", name, err)
+	}
+	cache[name] = b
+	return b, nil
+}
+
 // loadTarget reads the certificate to renew and works out what the new
-// one says.
-func loadTarget(plan *catalog.Plan, st store.Store, c catalog.CertSpec, opts RenewOptions) (target, error) {
+// one says. A certificate that none of its CA's certificates signed is
+// refused: copying it would turn whatever was planted in the directory
+// into a certificate the cluster trusts.
+func loadTarget(plan *catalog.Plan, st store.Store, c catalog.CertSpec, caBundle []*x509.Certificate, opts RenewOptions) (target, error) {
 	cert, key, err := ReadPair(plan, st, c)
 	if err != nil {
 		return target{}, fmt.Errorf("renew %s: %w (run kubepki init to create it)", c.Name, err)
+	}
+	file := pathOf(plan, st, c)
+	caSpec, _ := plan.Cert(c.CA)
+	signed := slices.ContainsFunc(caBundle, func(ca *x509.Certificate) bool { return cert.CheckSignatureFrom(ca) == nil })
+	notSigned := fmt.Sprintf("%s is not signed by CA %s (%s)", file, c.CA, st.CertPath(caSpec.Path))
+	keepsKey := opts.ReuseKey || signsTokens(plan, c)
+	switch {
+	case !signed && !opts.FromSpec:
+		return target{}, fmt.Errorf("renew %s: %s: renewal copies only certificates the CA signed; reissue it from the plan with --from-spec", c.Name, notSigned)
+	case !signed && opts.ReuseKey:
+		return target{}, fmt.Errorf("renew %s --reuse-key: %s, so its key is not one the cluster gave out; renew it without --reuse-key", c.Name, notSigned)
+	case !signed && keepsKey:
+		return target{}, fmt.Errorf("renew %s: %s, and renewal keeps its key (the service-account signing key); restore %s from a backup", c.Name, notSigned, file)
 	}
 	t := target{spec: c, cert: cert, key: key, alg: c.KeyAlgorithm}
 	if opts.FromSpec {
 		t.profile = c.Profile
 	} else {
-		t.profile = ProfileOf(cert)
-		t.profile.Validity = c.Profile.Validity
+		if t.profile, err = copyProfile(file, c, cert); err != nil {
+			return target{}, fmt.Errorf("renew %s: %w", c.Name, err)
+		}
 		// A new key of the same kind as the old one, unless asked otherwise.
 		if alg, err := pki.ParseKeyAlgorithm(string(pki.AlgorithmOf(cert.PublicKey))); err == nil {
 			t.alg = alg
@@ -208,6 +252,88 @@ func loadTarget(plan *catalog.Plan, st store.Store, c catalog.CertSpec, opts Ren
 		return target{}, fmt.Errorf("renew %s --reuse-key: its private key is missing", c.Name)
 	}
 	return t, nil
+}
+
+// copyProfile is what a renewal without --from-spec issues: the plan's
+// rules, keeping from the old certificate only what stays within them.
+//
+// Kept: the subject's cosmetic fields (C, ST, L), and the groups (O),
+// extended usages and SANs (spelt as the plan spells them, DNS names
+// compared without case) when each is a subset of the plan's — a
+// certificate that lacks a SAN the spec now names keeps lacking it until
+// --from-spec, so a renewal never changes what a server answers to behind
+// the operator's back. Never kept: CA:TRUE (a leaf is always CA:FALSE),
+// another CN, a group, usage or SAN the plan does not give — not even a
+// SAN someone added to the API server certificate by hand, which the spec
+// must name (apiServer.extraSANs) to survive. Such a certificate is
+// refused rather than narrowed, since dropping a SAN silently could cut
+// clients off: the error names the file and what is outside the plan, and
+// points at --from-spec. An old certificate without extended usages (any
+// usage) gets the plan's.
+func copyProfile(file string, c catalog.CertSpec, cert *x509.Certificate) (pki.Profile, error) {
+	want := c.Profile
+	old := ProfileOf(cert)
+	var outside []string
+	if cert.IsCA {
+		outside = append(outside, "CA:TRUE")
+	}
+	if cert.Subject.CommonName != want.Subject.CommonName {
+		outside = append(outside, fmt.Sprintf("CN %q (the plan's is %q)", cert.Subject.CommonName, want.Subject.CommonName))
+	}
+	for _, g := range old.Subject.Organization {
+		if !slices.Contains(want.Subject.Organization, g) {
+			outside = append(outside, fmt.Sprintf("group (O) %q", g))
+		}
+	}
+	for _, u := range old.Usages {
+		if !slices.Contains(want.Usages, u) {
+			outside = append(outside, fmt.Sprintf("usage %s", u))
+		}
+	}
+	wantSANs := normalSANs(want.DNSNames, want.IPs)
+	for _, s := range normalSANs(old.DNSNames, old.IPs) {
+		if !slices.Contains(wantSANs, s) {
+			outside = append(outside, "SAN "+s)
+		}
+	}
+	if len(outside) > 0 {
+		return pki.Profile{}, fmt.Errorf("%s has what the plan does not give it: %s; renewal keeps only what is within the plan: reissue it from the plan with --from-spec (or add what it needs to the spec)",
+			file, strings.Join(outside, ", "))
+	}
+	p := want
+	p.Subject = old.Subject
+	p.Subject.CommonName = want.Subject.CommonName
+	if len(old.Usages) > 0 {
+		p.Usages = old.Usages
+	}
+	// The SANs the old certificate has, as the plan spells them.
+	oldSANs := normalSANs(old.DNSNames, old.IPs)
+	p.DNSNames = slices.DeleteFunc(slices.Clone(want.DNSNames), func(d string) bool {
+		return !slices.Contains(oldSANs, normalSANs([]string{d}, nil)[0])
+	})
+	p.IPs = slices.DeleteFunc(slices.Clone(want.IPs), func(ip net.IP) bool {
+		return !slices.Contains(oldSANs, normalSANs(nil, []net.IP{ip})[0])
+	})
+	return p, nil
+}
+
+// normalSANs renders SANs for comparison: DNS names are case-insensitive.
+func normalSANs(dns []string, ips []net.IP) []string {
+	lower := make([]string, len(dns))
+	for i, d := range dns {
+		lower[i] = strings.ToLower(d)
+	}
+	return pki.SANs(lower, ips)
+}
+
+// pathOf is the file that holds a certificate: its .crt, or the kubeconfig
+// it is embedded in.
+func pathOf(plan *catalog.Plan, st store.Store, c catalog.CertSpec) string {
+	if c.Embedded {
+		k, _ := plan.KubeconfigOf(c.Name)
+		return st.KubeconfigPath(k.File)
+	}
+	return st.CertPath(c.Path)
 }
 
 // ProfileOf is what an existing certificate says: renewal keeps it.
@@ -262,34 +388,21 @@ func kubeconfigsOf(plan *catalog.Plan, name string) []catalog.KubeconfigSpec {
 	return out
 }
 
-// filesOf lists the files a renewal of c rewrites.
-func filesOf(plan *catalog.Plan, st store.Store, c catalog.CertSpec) []string {
-	var files []string
-	if !c.Embedded {
-		files = append(files, st.CertPath(c.Path), st.KeyPath(c.Path))
-	}
-	for _, k := range kubeconfigsOf(plan, c.Name) {
-		if store.Exists(st.KubeconfigPath(k.File)) {
-			files = append(files, st.KubeconfigPath(k.File))
-		}
-	}
-	return files
-}
-
-// write installs a new certificate and key: the PKI files, and the client
-// credentials of every kubeconfig that embeds it (CA data refreshed, the
-// rest of the file kept; with fromSpec the server URL is the plan's too).
-func write(plan *catalog.Plan, st store.Store, c catalog.CertSpec, caPEM []byte, cert *x509.Certificate, key crypto.Signer, fromSpec bool) ([]string, error) {
+// stage adds a new certificate and key to tx: the PKI files, and the
+// client credentials of every kubeconfig that embeds it (CA data
+// refreshed, the rest of the file kept; with fromSpec the server URL is
+// the plan's too). It returns the files the commit will replace.
+func stage(tx *store.Transaction, plan *catalog.Plan, st store.Store, c catalog.CertSpec, caPEM []byte, cert *x509.Certificate, key crypto.Signer, fromSpec bool) ([]string, error) {
 	keyPEM, err := pki.EncodeKey(key)
 	if err != nil {
 		return nil, err
 	}
 	var files []string
 	if !c.Embedded {
-		if err := store.Replace(st.KeyPath(c.Path), keyPEM, store.KeyMode); err != nil {
+		if err := tx.Stage(st.KeyPath(c.Path), keyPEM, store.KeyMode); err != nil {
 			return nil, err
 		}
-		if err := store.Replace(st.CertPath(c.Path), pki.EncodeCert(cert), store.CertMode); err != nil {
+		if err := tx.Stage(st.CertPath(c.Path), pki.EncodeCert(cert), store.CertMode); err != nil {
 			return nil, err
 		}
 		files = append(files, st.CertPath(c.Path), st.KeyPath(c.Path))
@@ -301,17 +414,21 @@ func write(plan *catalog.Plan, st store.Store, c catalog.CertSpec, caPEM []byte,
 			continue // created by init (or by Install, for an embedded one)
 		}
 		if err != nil {
-			return files, err
+			return nil, err
 		}
 		if err := kubeconfig.SetClientPair(cfg, caPEM, pki.EncodeCert(cert), keyPEM); err != nil {
-			return files, fmt.Errorf("%s: %w", path, err)
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		if fromSpec {
 			cl, _, _ := kubeconfig.Current(cfg)
 			cl.Server = k.Server
 		}
-		if err := kubeconfig.Replace(path, cfg); err != nil {
-			return files, err
+		data, err := kubeconfig.Encode(path, cfg)
+		if err != nil {
+			return nil, err
+		}
+		if err := tx.Stage(path, data, store.KeyMode); err != nil {
+			return nil, err
 		}
 		files = append(files, path)
 	}

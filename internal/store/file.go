@@ -58,6 +58,7 @@ func write(path string, data []byte, mode os.FileMode, replace bool) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
+	testPause()
 	if replace {
 		err = os.Rename(tmpName, path)
 	} else {

@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"fmt"
+
+	"kubepki.dev/kubepki/internal/store"
+)
+
+// forWrite locks the PKI directory for a command that writes it and
+// repairs what a killed kubepki left there (store.Store.Recover): an
+// unfinished commit is finished or rolled back, stale temporary files are
+// removed. Every repair is said on stderr. The caller defers release.
+func forWrite(e *env, st store.Store) (release func(), err error) {
+	release, err = st.Lock(true)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := st.Recover()
+	for _, l := range rec.Lines() {
+		fmt.Fprintf(e.stderr, "%s\n", l)
+	}
+	if err != nil {
+		release()
+		return nil, err
+	}
+	return release, nil
+}
+
+// forRead locks the PKI directory (shared) for a command that reads it.
+// An unfinished commit is finished first, so the command reads one side of
+// it and never half (a new certificate beside an old key); when it cannot
+// be finished (a read-only directory), it stays among the leftovers. The
+// leftovers — unfinished journals and temporary files of killed writes —
+// are returned for the command to report; `kubepki init` repairs them.
+func forRead(e *env, st store.Store) (release func(), leftovers []string, err error) {
+	release, err = st.Lock(false)
+	if err != nil {
+		return nil, nil, err
+	}
+	if leftovers, err = st.Leftovers(); err != nil {
+		release()
+		return nil, nil, err
+	}
+	if unfinished, _ := st.Unfinished(); len(unfinished) > 0 {
+		release()
+		if excl, err := st.Lock(true); err == nil {
+			rec, ferr := st.FinishJournals()
+			for _, l := range rec.Lines() {
+				fmt.Fprintf(e.stderr, "%s\n", l)
+			}
+			if ferr != nil {
+				fmt.Fprintf(e.stderr, "kubepki: %v\n", ferr)
+			}
+			excl()
+		}
+		if release, err = st.Lock(false); err != nil {
+			return nil, nil, err
+		}
+		if leftovers, err = st.Leftovers(); err != nil {
+			release()
+			return nil, nil, err
+		}
+	}
+	return release, leftovers, nil
+}
+
+// forBundle is forRead for a command that copies the PKI out (bundle,
+// distribute): a commit that could not be finished is an error, since
+// half of it would go to the nodes.
+func forBundle(e *env, st store.Store) (release func(), err error) {
+	release, _, err = forRead(e, st)
+	if err != nil {
+		return nil, err
+	}
+	if unfinished, err := st.Unfinished(); err != nil || len(unfinished) > 0 {
+		release()
+		if err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%s: an interrupted write could not be finished (journal %s); run kubepki init to repair the directory first", st.Dir, unfinished[0])
+	}
+	return release, nil
+}

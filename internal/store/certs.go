@@ -1,0 +1,24 @@
+package store
+
+import (
+	"crypto/x509"
+	"fmt"
+	"os"
+
+	"kubepki.dev/kubepki/internal/pki"
+)
+
+// ReadCerts reads every certificate of stem.crt: a CA file can be a bundle
+// (during a CA rotation it holds the new CA and the old one).
+func (s Store) ReadCerts(stem string) ([]*x509.Certificate, error) {
+	path := s.CertPath(stem)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	certs, err := pki.ParseCerts(data)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return certs, nil
+}

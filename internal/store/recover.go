@@ -1,0 +1,361 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Recovery is what Recover (or FinishJournals) did to a store.
+type Recovery struct {
+	// Finished are journals of interrupted commits whose remaining files
+	// were renamed into place (rolled forward).
+	Finished []string `json:"finished,omitempty"`
+	// RolledBack are journals whose files were restored from the backup
+	// beside them, because their new content was no longer complete.
+	RolledBack []string `json:"rolledBack,omitempty"`
+	// Discarded are backup directories of commits killed before they
+	// replaced anything: incomplete copies, removed.
+	Discarded []string `json:"discarded,omitempty"`
+	// Swept are stale temporary files of killed writes, removed.
+	Swept []string `json:"swept,omitempty"`
+}
+
+// Empty reports whether there was nothing to repair.
+func (r Recovery) Empty() bool {
+	return len(r.Finished)+len(r.RolledBack)+len(r.Discarded)+len(r.Swept) == 0
+}
+
+// Lines describes the repairs, one line each.
+func (r Recovery) Lines() []string {
+	var out []string
+	for _, p := range r.Finished {
+		out = append(out, fmt.Sprintf("finished an interrupted write: %s", p))
+	}
+	for _, p := range r.RolledBack {
+		out = append(out, fmt.Sprintf("rolled back an interrupted write from its backup: %s", p))
+	}
+	for _, p := range r.Discarded {
+		out = append(out, fmt.Sprintf("removed the incomplete backup of a write that never began: %s", p))
+	}
+	for _, p := range r.Swept {
+		out = append(out, fmt.Sprintf("removed a temporary file of an interrupted write: %s", p))
+	}
+	return out
+}
+
+// Recover repairs what a killed kubepki left in the store: it finishes
+// every unfinished journal (FinishJournals) and removes stale temporary
+// files (Sweep). The caller holds the store's exclusive lock (Lock), so no
+// temporary file belongs to a running writer.
+func (s Store) Recover() (Recovery, error) {
+	r, err := s.FinishJournals()
+	if err != nil {
+		return r, err
+	}
+	r.Swept, r.Discarded, err = s.sweep(r.Discarded)
+	return r, err
+}
+
+// FinishJournals completes or undoes every transaction a crash interrupted,
+// by one rule:
+//
+//   - a journal in state "prepare" had replaced nothing: its staged files
+//     and its (possibly partial) backup directory are removed;
+//   - a journal in state "begin" is rolled forward: each staged file still
+//     there with the content the journal records is renamed over its
+//     target. Only if that cannot complete the set — a staged file gone
+//     while its target lacks the new content — is every file restored
+//     from the backup instead (rolled back).
+//
+// Either way every file of the transaction ends up from the same side:
+// never a new certificate beside an old key. The caller holds the lock.
+func (s Store) FinishJournals() (Recovery, error) {
+	var r Recovery
+	journals, err := s.journals()
+	if err != nil {
+		return r, err
+	}
+	for _, path := range journals {
+		j, err := readJournal(path)
+		if err != nil {
+			return r, fmt.Errorf("%w; inspect it and the files it lists by hand", err)
+		}
+		dir := filepath.Dir(path)
+		switch j.State {
+		case stateCommitted, stateRolledBack:
+			continue
+		case statePrepare, stateBegin:
+		default:
+			return r, fmt.Errorf("%s: unknown state %q", path, j.State)
+		}
+		if err := s.checkJournal(path, j); err != nil {
+			return r, err
+		}
+		if j.State == statePrepare {
+			for _, e := range j.Files {
+				if err := removeIfExists(e.Staged); err != nil {
+					return r, err
+				}
+			}
+			if err := os.RemoveAll(dir); err != nil {
+				return r, fmt.Errorf("remove incomplete backup %s: %w", dir, err)
+			}
+			r.Discarded = append(r.Discarded, dir)
+			continue
+		}
+		forward, err := finish(dir, j)
+		if err != nil {
+			return r, fmt.Errorf("finish the interrupted write of %s: %w", path, err)
+		}
+		if forward {
+			r.Finished = append(r.Finished, path)
+		} else {
+			r.RolledBack = append(r.RolledBack, path)
+		}
+	}
+	return r, nil
+}
+
+// journals lists Dir/.backup/*/journal.json.
+func (s Store) journals() ([]string, error) {
+	out, err := filepath.Glob(filepath.Join(s.Dir, ".backup", "*", JournalFile))
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// checkJournal refuses a journal that names files kubepki does not manage:
+// targets must lie in Dir or directly in KubeconfigDir, staged files beside
+// their targets with kubepki's temporary name, backups inside the
+// journal's directory. A journal is a file in the PKI directory; it must
+// not become a way to overwrite anything else.
+func (s Store) checkJournal(path string, j *journal) error {
+	dir, err := filepath.Abs(s.Dir)
+	if err != nil {
+		return err
+	}
+	kcDir := s.KubeconfigDir
+	if kcDir == "" {
+		kcDir = s.Dir
+	}
+	if kcDir, err = filepath.Abs(kcDir); err != nil {
+		return err
+	}
+	for _, e := range j.Files {
+		p := filepath.Clean(e.Path)
+		ok := p == e.Path && filepath.IsAbs(p) &&
+			(strings.HasPrefix(p, dir+string(filepath.Separator)) || filepath.Dir(p) == kcDir) &&
+			filepath.Dir(e.Staged) == filepath.Dir(p) && isTempOf(filepath.Base(e.Staged), filepath.Base(p)) &&
+			(e.Backup == "" || filepath.IsLocal(e.Backup))
+		if !ok {
+			return fmt.Errorf("%s lists %s, which is not a file of %s or %s; inspect it by hand", path, e.Path, dir, kcDir)
+		}
+	}
+	return nil
+}
+
+// finish rolls a journal in state "begin" forward if it can, back if not,
+// and reports which.
+func finish(dir string, j *journal) (bool, error) {
+	forward := true
+	for _, e := range j.Files {
+		if digest(e.Path) != e.SHA256 && digest(e.Staged) != e.SHA256 {
+			forward = false
+			break
+		}
+	}
+	if !forward {
+		return false, rollBack(dir, j)
+	}
+	for _, e := range j.Files {
+		if digest(e.Path) == e.SHA256 {
+			if err := removeIfExists(e.Staged); err != nil {
+				return true, err
+			}
+			continue
+		}
+		if err := os.Rename(e.Staged, e.Path); err != nil {
+			return true, fmt.Errorf("write %s: %w", e.Path, err)
+		}
+	}
+	if err := syncDirs(j.Files, func(e journalEntry) string { return e.Path }); err != nil {
+		return true, err
+	}
+	j.State = stateCommitted
+	return true, writeJournal(dir, j)
+}
+
+// rollBack restores every file of a journal from its backup (removing
+// files that did not exist before) and removes the staged files.
+func rollBack(dir string, j *journal) error {
+	for _, e := range j.Files {
+		if e.Backup == "" {
+			if digest(e.Path) == e.SHA256 {
+				if err := removeIfExists(e.Path); err != nil {
+					return err
+				}
+			}
+		} else {
+			src := filepath.Join(dir, e.Backup)
+			fi, err := os.Stat(src)
+			if err != nil {
+				return fmt.Errorf("restore %s: %w", e.Path, err)
+			}
+			data, err := os.ReadFile(src)
+			if err != nil {
+				return fmt.Errorf("restore %s: %w", e.Path, err)
+			}
+			if err := Replace(e.Path, data, fi.Mode().Perm()); err != nil {
+				return fmt.Errorf("restore %s: %w", e.Path, err)
+			}
+		}
+		if err := removeIfExists(e.Staged); err != nil {
+			return err
+		}
+	}
+	j.State = stateRolledBack
+	return writeJournal(dir, j)
+}
+
+func removeIfExists(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", path, err)
+	}
+	return nil
+}
+
+// tempName matches the temporary files kubepki's writes create:
+// ".<base>.tmp-<random digits>" (os.CreateTemp's pattern ".<base>.tmp-*").
+var tempName = regexp.MustCompile(`^\..+\.tmp-[0-9]+$`)
+
+// tempPrefix is the start of the name of path's temporary files.
+func tempPrefix(path string) string { return "." + filepath.Base(path) + ".tmp-" }
+
+// isTempOf reports whether name is a temporary file of the file base.
+func isTempOf(name, base string) bool {
+	return strings.HasPrefix(name, tempPrefix(base)) && tempName.MatchString(name)
+}
+
+// Leftovers lists what interrupted writes left in the store, changing
+// nothing: journals not finished and temporary files, one line each
+// ("path: what it is").
+func (s Store) Leftovers() ([]string, error) {
+	var out []string
+	journals, err := s.journals()
+	if err != nil {
+		return nil, err
+	}
+	for _, path := range journals {
+		j, err := readJournal(path)
+		if err != nil {
+			out = append(out, fmt.Sprintf("%s: unreadable journal of an interrupted write: %v", path, err))
+			continue
+		}
+		if j.State == statePrepare || j.State == stateBegin {
+			out = append(out, fmt.Sprintf("%s: journal of an interrupted write (state %s); kubepki init finishes it", path, j.State))
+		}
+	}
+	temps, err := s.tempFiles()
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range temps {
+		out = append(out, fmt.Sprintf("%s: temporary file of an interrupted write (it may hold a private key); kubepki init removes it", p))
+	}
+	return out, nil
+}
+
+// sweep removes stale temporary files and empty backup directories (a
+// commit killed before its journal was written); discarded is extended
+// with the latter.
+func (s Store) sweep(discarded []string) ([]string, []string, error) {
+	temps, err := s.tempFiles()
+	if err != nil {
+		return nil, discarded, err
+	}
+	for _, p := range temps {
+		if err := removeIfExists(p); err != nil {
+			return nil, discarded, err
+		}
+	}
+	backups, err := os.ReadDir(filepath.Join(s.Dir, ".backup"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return temps, discarded, fmt.Errorf("sweep: %w", err)
+	}
+	for _, b := range backups {
+		p := filepath.Join(s.Dir, ".backup", b.Name())
+		if entries, err := os.ReadDir(p); b.IsDir() && err == nil && len(entries) == 0 {
+			if err := os.Remove(p); err == nil {
+				discarded = append(discarded, p)
+			}
+		}
+	}
+	return temps, discarded, nil
+}
+
+// tempFiles lists kubepki temporary files: anywhere under Dir (backups
+// included), and directly in KubeconfigDir. Only regular files with
+// kubepki's temporary name count.
+func (s Store) tempFiles() ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(s.Dir, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && p == s.Dir {
+			return filepath.SkipAll
+		}
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() && tempName.MatchString(d.Name()) {
+			out = append(out, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("look for temporary files in %s: %w", s.Dir, err)
+	}
+	if kc := s.KubeconfigDir; kc != "" && !within(kc, s.Dir) {
+		entries, err := os.ReadDir(kc)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("look for temporary files in %s: %w", kc, err)
+		}
+		for _, d := range entries {
+			if d.Type().IsRegular() && tempName.MatchString(d.Name()) {
+				out = append(out, filepath.Join(kc, d.Name()))
+			}
+		}
+	}
+	return out, nil
+}
+
+// within reports whether path is dir or inside it.
+func within(path, dir string) bool {
+	a, errA := filepath.Abs(path)
+	b, errB := filepath.Abs(dir)
+	if errA != nil || errB != nil {
+		return false
+	}
+	return a == b || strings.HasPrefix(a, b+string(filepath.Separator))
+}
+
+// Unfinished lists the journals of commits a crash interrupted.
+func (s Store) Unfinished() ([]string, error) {
+	journals, err := s.journals()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, path := range journals {
+		if j, err := readJournal(path); err != nil || j.State == statePrepare || j.State == stateBegin {
+			out = append(out, path)
+		}
+	}
+	return out, nil
+}
