@@ -9,6 +9,7 @@ import (
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
+	"kubepki.dev/kubepki/internal/catalog"
 	"kubepki.dev/kubepki/internal/cluster"
 )
 
@@ -43,7 +44,9 @@ func newConfigLintCmd(e *env) *cobra.Command {
 		Use:   "lint FILE",
 		Short: "Validate a cluster spec",
 		Long: `Validate a cluster spec: unknown fields, CIDRs and IPs, node names, duplicate
-nodes, validity periods and risky identities. One line per finding; exit 3 if
+nodes, nodes named like a certificate, key or kubeconfig of the catalog (a
+worker called admin would get the admin certificate), validity periods and
+risky identities. One line per finding; exit 3 if
 any finding is an error, 0 otherwise.`,
 		Example: "  kubepki config lint cluster.yaml",
 		Args:    cobra.ExactArgs(1),
@@ -56,7 +59,7 @@ any finding is an error, 0 otherwise.`,
 			if err != nil {
 				return err
 			}
-			fs = append(fs, cluster.Validate(c)...)
+			fs = append(fs, catalog.Validate(c)...)
 			if err := printFindings(e.stdout, output, args[0], fs); err != nil {
 				return err
 			}

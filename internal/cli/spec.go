@@ -63,7 +63,7 @@ func (f *specFlags) load() (*cluster.Cluster, *catalog.Plan, error) {
 	if name == "" {
 		name = "embedded default"
 	}
-	for _, fd := range cluster.Validate(c) {
+	for _, fd := range catalog.Validate(c) {
 		if fd.Severity == cluster.Error {
 			return nil, nil, fmt.Errorf("%s: %s: %s (run 'kubepki config lint' for every finding)", name, fd.Field, fd.Message)
 		}
