@@ -186,7 +186,7 @@ func buildKubeadm(c *cluster.Cluster, in inputs) *Plan {
 // the cluster CA, valid for ttl.
 func UserCert(c *cluster.Cluster, name string, groups []string, ttl time.Duration, alg pki.KeyAlgorithm) CertSpec {
 	in := inputs{c: c, alg: alg, leafValidity: ttl}
-	return in.leaf(userCertName(name), "ca", "users/"+name, "client certificate of user "+name,
+	return in.leaf(userCertName(name), "ca", usersDir+"/"+name, "client certificate of user "+name,
 		in.leafSubject(name, groups...), pki.UsageClientAuth)
 }
 
@@ -195,7 +195,7 @@ func UserCert(c *cluster.Cluster, name string, groups []string, ttl time.Duratio
 func users(in inputs) []CertSpec {
 	var out []CertSpec
 	for _, u := range in.c.Users {
-		out = append(out, in.leaf(userCertName(u.Name), "ca", "users/"+u.Name, "client certificate of user "+u.Name,
+		out = append(out, in.leaf(userCertName(u.Name), "ca", usersDir+"/"+u.Name, "client certificate of user "+u.Name,
 			in.leafSubject(u.Name, u.Groups...), pki.UsageClientAuth))
 	}
 	return out
