@@ -26,7 +26,9 @@ func TestRequestGate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	subj := func(cn string, groups ...string) pki.Subject { return pki.Subject{CommonName: cn, Organization: groups} }
+	subj := func(cn string, groups ...string) pki.Subject {
+		return pki.Subject{CommonName: cn, Organization: groups}
+	}
 	ips := func(s ...string) []net.IP {
 		var out []net.IP
 		for _, x := range s {
