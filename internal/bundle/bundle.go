@@ -6,16 +6,22 @@ package bundle
 
 import (
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
+
+	"k8s.io/client-go/tools/clientcmd"
 
 	"kubepki.dev/kubepki/internal/catalog"
-	"kubepki.dev/kubepki/internal/cluster"
+	"kubepki.dev/kubepki/internal/kubeconfig"
+	"kubepki.dev/kubepki/internal/pki"
 	"kubepki.dev/kubepki/internal/store"
 )
 
@@ -47,17 +53,17 @@ type Bundle struct {
 	Files []File `json:"files"`
 }
 
-// Collect reads the files of a node's bundle from the store. It refuses to
-// put a CA's private key into the bundle of a node that is not a control
-// plane: a worker holding the CA key could mint any identity.
+// Collect reads the files of a node's bundle from the store. A file that
+// carries a private key goes in only if the plan says the key is this
+// node's (catalog.Plan.CheckKeyOwner: a CA key never goes to a node without
+// the control-plane role, another node's or a user's key never), and only
+// if it verifies: the key matches its certificate (or public key), the
+// certificate is signed by its CA and carries the identity the plan gives
+// it. A mismatched pair on disk is an error naming the file, never packed.
 func Collect(plan *catalog.Plan, st store.Store, node string) (*Bundle, error) {
 	nb, ok := plan.Bundle(node)
 	if !ok {
 		return nil, fmt.Errorf("no node %q in the plan", node)
-	}
-	controlPlane := false
-	for _, r := range nb.Roles {
-		controlPlane = controlPlane || r == string(cluster.RoleControlPlane)
 	}
 	b := &Bundle{Node: node}
 	for _, f := range nb.Files {
@@ -65,8 +71,8 @@ func Collect(plan *catalog.Plan, st store.Store, node string) (*Bundle, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bundle %s: %s: %w", node, f.Path, err)
 		}
-		if f.Kind == catalog.SourceKey && !controlPlane && isCA(plan, f.Name) {
-			return nil, fmt.Errorf("bundle %s: refusing to put CA key %s on a node without the control-plane role", node, src)
+		if err := plan.CheckKeyOwner(nb, f); err != nil {
+			return nil, fmt.Errorf("bundle %s: refusing to put %s at %s: %w", node, src, f.Path, err)
 		}
 		data, err := os.ReadFile(src)
 		if errors.Is(err, fs.ErrNotExist) && f.Kind == catalog.SourceKey && isCA(plan, f.Name) {
@@ -74,6 +80,9 @@ func Collect(plan *catalog.Plan, st store.Store, node string) (*Bundle, error) {
 			continue
 		}
 		if err != nil {
+			return nil, fmt.Errorf("bundle %s: %w", node, err)
+		}
+		if err := verify(plan, st, f, src, data); err != nil {
 			return nil, fmt.Errorf("bundle %s: %w", node, err)
 		}
 		mode, err := strconv.ParseUint(f.Mode, 8, 32)
@@ -92,6 +101,107 @@ func Collect(plan *catalog.Plan, st store.Store, node string) (*Bundle, error) {
 func isCA(plan *catalog.Plan, name string) bool {
 	c, ok := plan.Cert(name)
 	return ok && c.Profile.IsCA
+}
+
+// verify checks a file that carries a private key against what it pairs
+// with: a key file against its certificate (or, for a bare key pair, its
+// public key), a kubeconfig's client key against its client certificate;
+// and the certificate against its CA and its identity in the plan.
+// Certificates and public keys alone are checked with their key.
+func verify(plan *catalog.Plan, st store.Store, f catalog.BundleFile, src string, data []byte) error {
+	switch f.Kind {
+	case catalog.SourceKey:
+		key, err := pki.ParseKey(data)
+		if err != nil {
+			return fmt.Errorf("%s: %w", src, err)
+		}
+		if c, ok := plan.Cert(f.Name); ok {
+			certPath := st.CertPath(c.Path)
+			cert, err := st.ReadCert(c.Path)
+			if err != nil {
+				return fmt.Errorf("%s: its certificate: %w", src, err)
+			}
+			if !pki.KeyMatches(cert.PublicKey, key) {
+				return fmt.Errorf("%s does not match %s: not packing a mismatched pair", src, certPath)
+			}
+			return checkCert(plan, st, c, cert, certPath)
+		}
+		for _, k := range plan.Keys {
+			if k.Name != f.Name {
+				continue
+			}
+			pub, err := st.ReadPublicKey(k.Path)
+			if err != nil {
+				return fmt.Errorf("%s: its public key: %w", src, err)
+			}
+			if !pki.KeyMatches(pub, key) {
+				return fmt.Errorf("%s does not match %s: not packing a mismatched pair", src, st.PubPath(k.Path))
+			}
+		}
+	case catalog.SourceKubeconfig:
+		k, _ := plan.Kubeconfig(f.Name)
+		cfg, err := clientcmd.Load(data)
+		if err != nil {
+			return fmt.Errorf("%s: %w", src, err)
+		}
+		cert, key, err := kubeconfig.ClientPair(cfg)
+		if errors.Is(err, kubeconfig.ErrNoClientCert) {
+			// It refers to files (a real kubeadm node's kubelet.conf): no
+			// key travels in it.
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", src, err)
+		}
+		if key != nil && !pki.KeyMatches(cert.PublicKey, key) {
+			return fmt.Errorf("%s: client-key-data does not match client-certificate-data: not packing a mismatched pair", src)
+		}
+		c, _ := plan.Cert(k.Cert)
+		return checkCert(plan, st, c, cert, src)
+	}
+	return nil
+}
+
+// checkCert checks that a leaf is signed by its CA (any certificate of the
+// CA's file, which holds several during a rotation) and names the identity
+// (CN and O) the plan gives it; a CA, that it signed itself.
+func checkCert(plan *catalog.Plan, st store.Store, c catalog.CertSpec, cert *x509.Certificate, name string) error {
+	if c.Profile.IsCA {
+		if err := cert.CheckSignatureFrom(cert); err != nil {
+			return fmt.Errorf("%s: CA certificate is not self-signed: %w", name, err)
+		}
+		return nil
+	}
+	caSpec, ok := plan.Cert(c.CA)
+	if !ok {
+		return fmt.Errorf("%s: signing CA %q not in the plan", name, c.CA)
+	}
+	caPath := st.CertPath(caSpec.Path)
+	data, err := os.ReadFile(caPath)
+	if err != nil {
+		return fmt.Errorf("%s: its CA: %w", name, err)
+	}
+	cas, err := pki.ParseCerts(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", caPath, err)
+	}
+	if !slices.ContainsFunc(cas, func(ca *x509.Certificate) bool { return cert.CheckSignatureFrom(ca) == nil }) {
+		return fmt.Errorf("%s is not signed by %s", name, caPath)
+	}
+	want := c.Profile.Subject
+	if cert.Subject.CommonName != want.CommonName || !sameSet(cert.Subject.Organization, want.Organization) {
+		return fmt.Errorf("%s is CN=%s O=[%s], but the plan's %s is CN=%s O=[%s]", name,
+			cert.Subject.CommonName, strings.Join(cert.Subject.Organization, ","), c.Name,
+			want.CommonName, strings.Join(want.Organization, ","))
+	}
+	return nil
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(slices.Compact(a), slices.Compact(b))
 }
 
 // sourcePath is the store file a bundle file is copied from.

@@ -5,10 +5,7 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io"
-	"maps"
-	"path"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -32,7 +29,8 @@ func (b *Bundle) WriteDir(root string) error {
 }
 
 // WriteTarGz writes the bundle as a gzipped tar whose paths are relative
-// to the node's "/", owned by root, with the manifest first.
+// to the node's "/", owned by root, with the manifest first. It holds
+// regular files only, so extracting it at "/" changes no directory.
 func (b *Bundle) WriteTarGz(w io.Writer, mtime time.Time) error {
 	zw := gzip.NewWriter(w)
 	tw := tar.NewWriter(zw)
@@ -54,27 +52,12 @@ func (b *Bundle) WriteTarGz(w io.Writer, mtime time.Time) error {
 	if err := add(ManifestName, 0o644, m); err != nil {
 		return err
 	}
-	// Directory entries first, so that extracting gives each directory its
-	// mode rather than the umask's: 0700 where a private file lives, 0755
-	// for the directories above.
-	dirs := map[string]int64{}
-	for _, f := range b.Files {
-		dir := path.Dir(strings.TrimPrefix(f.Path, "/"))
-		for d := dir; d != "." && d != "/"; d = path.Dir(d) {
-			if _, seen := dirs[d]; !seen {
-				dirs[d] = 0o755
-			}
-		}
-		if f.Mode.Perm()&0o077 == 0 && dir != "." {
-			dirs[dir] = 0o700
-		}
-	}
-	for _, d := range slices.Sorted(maps.Keys(dirs)) {
-		hdr := &tar.Header{Name: d + "/", Mode: dirs[d], ModTime: mtime, Typeflag: tar.TypeDir, Uname: "root", Gname: "root"}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return fmt.Errorf("tar %s: %w", d, err)
-		}
-	}
+	// No directory entries: every directory above a file already belongs
+	// to the system or to a component (/, etc/, var/lib/, root/, the
+	// kubelet's var/lib/kubelet/, kubeadm's etc/kubernetes/), and an entry
+	// for it would make `tar -xpf -C /` reset its mode and owner — root/
+	// from 0700 to whatever the archive says. tar creates a missing
+	// directory itself; the files in it carry their own modes (keys 0600).
 	for _, f := range b.Files {
 		if err := add(strings.TrimPrefix(f.Path, "/"), int64(f.Mode.Perm()), f.Data); err != nil {
 			return err

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"fmt"
 	"path"
 	"slices"
 	"strings"
@@ -57,6 +58,75 @@ func (b NodeBundle) Path(kind SourceKind, name string) string {
 	}
 	return ""
 }
+
+// ControlPlane reports whether the node has the control-plane role.
+func (b NodeBundle) ControlPlane() bool {
+	return slices.Contains(b.Roles, string(cluster.RoleControlPlane))
+}
+
+// CheckKeyOwner says whether a bundle file that carries a private key (a
+// key file, or a kubeconfig with its client key) may go to the bundle's
+// node, from what the plan says the key is: a certificate of another node,
+// or of a user, never; a CA key, a bare key pair (the token-signing key),
+// or a component's own key pair, only to a control-plane node; a component
+// kubeconfig (kube-proxy's, which runs on every worker) to any node, unless
+// it is in system:masters. Public files (certificates, public keys) may go
+// anywhere. A catalog bug that resolves a node's file to the wrong item
+// stops here, before a key leaves the PKI directory.
+func (p *Plan) CheckKeyOwner(b NodeBundle, f BundleFile) error {
+	switch f.Kind {
+	case SourceCert, SourcePublicKey:
+		return nil
+	case SourceKey:
+		if c, ok := p.Cert(f.Name); ok {
+			return checkCertOwner(c, b, false)
+		}
+		if slices.ContainsFunc(p.Keys, func(k KeySpec) bool { return k.Name == f.Name }) {
+			if !b.ControlPlane() {
+				return fmt.Errorf("key pair %s is the control plane's; node %s is not a control-plane node", f.Name, b.Node)
+			}
+			return nil
+		}
+		return fmt.Errorf("no key %q in the plan", f.Name)
+	case SourceKubeconfig:
+		k, ok := p.Kubeconfig(f.Name)
+		if !ok {
+			return fmt.Errorf("no kubeconfig %q in the plan", f.Name)
+		}
+		if k.Node != "" && k.Node != b.Node {
+			return fmt.Errorf("kubeconfig %s belongs to node %s, not %s", k.Name, k.Node, b.Node)
+		}
+		c, ok := p.Cert(k.Cert)
+		if !ok {
+			return fmt.Errorf("kubeconfig %s: no certificate %q in the plan", k.Name, k.Cert)
+		}
+		return checkCertOwner(c, b, true)
+	}
+	return fmt.Errorf("unknown source kind %q", f.Kind)
+}
+
+func checkCertOwner(c CertSpec, b NodeBundle, inKubeconfig bool) error {
+	switch {
+	case c.Node != "" && c.Node != b.Node:
+		return fmt.Errorf("the key of %s belongs to node %s, not %s", c.Name, c.Node, b.Node)
+	case isUserCert(c):
+		return fmt.Errorf("the key of %s belongs to a user, not to node %s", c.Name, b.Node)
+	case c.Node != "" || b.ControlPlane():
+		return nil
+	case c.Profile.IsCA:
+		return fmt.Errorf("the key of CA %s goes to control-plane nodes only; %s is not one", c.Name, b.Node)
+	case !inKubeconfig:
+		return fmt.Errorf("the key of %s is a control-plane component's; %s is not a control-plane node", c.Name, b.Node)
+	case slices.Contains(c.Profile.Subject.Organization, "system:masters"):
+		return fmt.Errorf("the key of %s is in system:masters; it goes to control-plane nodes only, and %s is not one", c.Name, b.Node)
+	}
+	return nil
+}
+
+// usersDir holds the users' certificates, in both layouts.
+const usersDir = "users"
+
+func isUserCert(c CertSpec) bool { return strings.HasPrefix(c.Path, usersDir+"/") }
 
 // bundleBuilder collects a node's files, skipping duplicates.
 type bundleBuilder struct{ b NodeBundle }
@@ -135,7 +205,7 @@ func kubeadmBundles(c *cluster.Cluster, p *Plan) {
 		bb := newBundle(n)
 		if n.Has(cluster.RoleControlPlane) {
 			for _, cert := range p.Certs {
-				if cert.Embedded || (cert.Node != "" && cert.Node != n.Name) || strings.HasPrefix(cert.Path, "users/") {
+				if cert.Embedded || (cert.Node != "" && cert.Node != n.Name) || isUserCert(cert) {
 					continue
 				}
 				bb.pair(kubeadmPKIDir, cert.Path, cert.Name)

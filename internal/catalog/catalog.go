@@ -136,13 +136,13 @@ func (p *Plan) Names() []string {
 	return out
 }
 
-// New applies a profile's catalog to a validated spec.
+// New applies a profile's catalog to a validated spec. It refuses a spec
+// with errors (Validate) and, whatever the cause, a plan in which two items
+// share a name or a file.
 func New(c *cluster.Cluster, profile Profile) (*Plan, error) {
-	if fs := cluster.Validate(c); cluster.HasErrors(fs) {
-		for _, f := range fs {
-			if f.Severity == cluster.Error {
-				return nil, fmt.Errorf("invalid cluster spec: %s", f)
-			}
+	for _, f := range Validate(c) {
+		if f.Severity == cluster.Error {
+			return nil, fmt.Errorf("invalid cluster spec: %s", f)
 		}
 	}
 	in, err := newInputs(c)
@@ -152,18 +152,33 @@ func New(c *cluster.Cluster, profile Profile) (*Plan, error) {
 	var plan *Plan
 	switch profile {
 	case Hardway:
-		plan = hardway(in)
-		hardwayKubeconfigs(in, plan)
-		hardwayBundles(c, plan)
+		plan = buildHardway(c, in)
 	case Kubeadm:
-		plan = kubeadm(in)
-		kubeadmKubeconfigs(in, plan)
-		kubeadmBundles(c, plan)
+		plan = buildKubeadm(c, in)
 	default:
 		return nil, fmt.Errorf("unknown profile %q", profile)
 	}
 	plan.Certs = append(plan.Certs, users(in)...)
+	if err := checkUnique(plan); err != nil {
+		return nil, err
+	}
 	return plan, nil
+}
+
+// buildHardway and buildKubeadm are a profile's whole catalog but the
+// spec's users, unchecked.
+func buildHardway(c *cluster.Cluster, in inputs) *Plan {
+	plan := hardway(in)
+	hardwayKubeconfigs(in, plan)
+	hardwayBundles(c, plan)
+	return plan
+}
+
+func buildKubeadm(c *cluster.Cluster, in inputs) *Plan {
+	plan := kubeadm(in)
+	kubeadmKubeconfigs(in, plan)
+	kubeadmBundles(c, plan)
+	return plan
 }
 
 // UserCert is the client certificate of an extra user issued on demand
@@ -171,7 +186,7 @@ func New(c *cluster.Cluster, profile Profile) (*Plan, error) {
 // the cluster CA, valid for ttl.
 func UserCert(c *cluster.Cluster, name string, groups []string, ttl time.Duration, alg pki.KeyAlgorithm) CertSpec {
 	in := inputs{c: c, alg: alg, leafValidity: ttl}
-	return in.leaf("user-"+name, "ca", "users/"+name, "client certificate of user "+name,
+	return in.leaf(userCertName(name), "ca", usersDir+"/"+name, "client certificate of user "+name,
 		in.leafSubject(name, groups...), pki.UsageClientAuth)
 }
 
@@ -180,7 +195,7 @@ func UserCert(c *cluster.Cluster, name string, groups []string, ttl time.Duratio
 func users(in inputs) []CertSpec {
 	var out []CertSpec
 	for _, u := range in.c.Users {
-		out = append(out, in.leaf("user-"+u.Name, "ca", "users/"+u.Name, "client certificate of user "+u.Name,
+		out = append(out, in.leaf(userCertName(u.Name), "ca", usersDir+"/"+u.Name, "client certificate of user "+u.Name,
 			in.leafSubject(u.Name, u.Groups...), pki.UsageClientAuth))
 	}
 	return out

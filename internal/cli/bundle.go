@@ -31,8 +31,16 @@ path, mode, owner and SHA-256.
 --out DIR writes DIR/<node>/ as that node's "/" (DIR/node-0/var/lib/kubelet/…);
 --out FILE.tar.gz writes one archive and needs exactly one --node.
 
-A CA private key is never put into the bundle of a node without the
-control-plane role.`,
+A private key goes only to the node the plan gives it to: a node's own key
+to that node, a CA key, the token-signing key and the control-plane
+components' keys to control-plane nodes only, a user's key to none. Each key
+(and each kubeconfig's client key) must match its certificate, which its CA
+must have signed for the identity the plan names; a mismatched or swapped
+pair on disk is an error naming the file, and nothing is written.
+
+The tar.gz holds regular files only, no directory entries, so extracting it
+with 'tar -xpzf FILE -C /' leaves the modes of existing directories (/etc,
+/var/lib, /root, ...) alone.`,
 		Example: `  kubepki bundle --dir ./pki --out ./bundles
   kubepki bundle --dir ./pki --node node-0 --out node-0.tar.gz`,
 		Args: cobra.NoArgs,

@@ -3,10 +3,13 @@ package cli
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"kubepki.dev/kubepki/internal/catalog"
+	"kubepki.dev/kubepki/internal/cluster"
 	"kubepki.dev/kubepki/internal/lifecycle"
 	"kubepki.dev/kubepki/internal/pki"
 )
@@ -116,6 +119,8 @@ func newSignCmd(e *env) *cobra.Command {
 		usages                      []string
 		ttl                         time.Duration
 		client, server              bool
+		config                      string
+		allow                       catalog.Allow
 	)
 	cmd := &cobra.Command{
 		Use:   "sign --ca-cert F --ca-key F --csr F [--client|--server|--usages ...]",
@@ -128,9 +133,24 @@ from the CSR only for a serving certificate (a client certificate's identity is
 its CN and O), and only DNS names and IPs; keyEncipherment only for RSA keys;
 NotBefore back-dated 5 minutes; never valid past the CA.
 
+It refuses, as 'kubepki kubeconfig user' does, and exits 2:
+  - group system:masters, which bypasses RBAC (unless --allow-masters);
+  - a kubelet's identity, CN=system:node:NAME or group system:nodes
+    (unless --allow-nodes);
+  - RSA keys under 2048 bits and ECDSA curves under P-256 (no override);
+  - SANs that impersonate the API server or every local endpoint: a
+    wildcard, kubernetes, kubernetes.default, kubernetes.default.svc[.*], the
+    service IP of the spec (--config; default the embedded spec's), localhost
+    and loopback addresses (unless --allow-san NAME for each), except those
+    the spec gives a certificate of exactly the CSR's CN and O (the API
+    server's CSR signed with --server).
+Before signing it prints the identity (CN, O), the SANs and the usages on
+standard error.
+
 Without --client, --server or --usages, the usages the CSR requests are used.`,
 		Example: `  kubepki sign --ca-cert ca.crt --ca-key ca.key --csr admin.csr --client --out admin.crt
-  kubepki sign --ca-cert ca.crt --ca-key ca.key --csr node-0.csr --client --server --ttl 8760h`,
+  kubepki sign --ca-cert ca.crt --ca-key ca.key --csr node-0.csr --client --server --allow-nodes --ttl 8760h
+  kubepki sign --ca-cert ca.crt --ca-key ca.key --csr kube-api-server.csr --client --server --config cluster.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if caCert == "" || caKey == "" || csrFile == "" {
@@ -180,6 +200,17 @@ Without --client, --server or --usages, the usages the CSR requests are used.`,
 			if err != nil {
 				return fmt.Errorf("%s: %w", csrFile, err)
 			}
+			spec, err := loadSpec(config)
+			if err != nil {
+				return err
+			}
+			req := catalog.Request{Subject: profile.Subject, DNSNames: profile.DNSNames, IPs: profile.IPs, PublicKey: csr.PublicKey}
+			if err := catalog.RequestGate(spec, req, allow); err != nil {
+				return usageError("%s: %v", csrFile, err)
+			}
+			fmt.Fprintf(e.stderr, "signing %s: CN=%s O=[%s] SANs=[%s] usages=[%s] key %s\n", csrFile,
+				profile.Subject.CommonName, strings.Join(profile.Subject.Organization, ", "),
+				strings.Join(pki.SANs(profile.DNSNames, profile.IPs), ", "), joinUsages(profile.Usages), pki.AlgorithmOf(csr.PublicKey))
 			issued, err := (&pki.CA{Cert: cert, Key: key}).Issue(csr.PublicKey, profile, e.now())
 			if err != nil {
 				return err
@@ -203,5 +234,34 @@ Without --client, --server or --usages, the usages the CSR requests are used.`,
 	cmd.Flags().BoolVar(&server, "server", false, "server auth usage (allows the CSR's DNS and IP SANs)")
 	cmd.Flags().DurationVar(&ttl, "ttl", 365*24*time.Hour, "validity (capped at the CA's NotAfter)")
 	cmd.Flags().StringVar(&out, "out", "", "write the certificate here (refuses to overwrite) instead of stdout")
+	cmd.Flags().StringVar(&config, "config", "", "cluster spec: its service IP is reserved, and the SANs it gives a certificate of the CSR's identity are allowed (default: the embedded default)")
+	_ = cmd.MarkFlagFilename("config", "yaml", "yml")
+	cmd.Flags().BoolVar(&allow.Masters, "allow-masters", false, "allow the system:masters group")
+	cmd.Flags().BoolVar(&allow.Nodes, "allow-nodes", false, "allow a kubelet's identity (system:node:NAME, group system:nodes)")
+	cmd.Flags().StringSliceVar(&allow.SANs, "allow-san", nil, "allow this reserved SAN (wildcard, kubernetes.default.svc, service IP, loopback), repeatable")
 	return cmd
+}
+
+// loadSpec reads and validates a spec file, or returns the embedded
+// default.
+func loadSpec(path string) (*cluster.Cluster, error) {
+	if path == "" {
+		return cluster.Default(), nil
+	}
+	c, err := cluster.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSpec(c, path); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func joinUsages(us []pki.Usage) string {
+	var out []string
+	for _, u := range us {
+		out = append(out, string(u))
+	}
+	return strings.Join(out, ", ")
 }

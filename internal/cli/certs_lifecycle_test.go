@@ -402,7 +402,7 @@ func TestSignCommand(t *testing.T) {
 	})
 	t.Run("usages from the CSR", func(t *testing.T) {
 		_, crt := sign(0, csr("node-0", "ec", "/CN=system:node:node-0/O=system:nodes",
-			"subjectAltName=DNS:node-0,IP:192.168.10.101", "extendedKeyUsage=serverAuth,clientAuth"))
+			"subjectAltName=DNS:node-0,IP:192.168.10.101", "extendedKeyUsage=serverAuth,clientAuth"), "--allow-nodes")
 		txt := text(crt)
 		for _, want := range []string{"TLS Web Server Authentication", "TLS Web Client Authentication", "DNS:node-0", "IP Address:192.168.10.101", "CA:FALSE"} {
 			if !strings.Contains(txt, want) {

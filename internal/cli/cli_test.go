@@ -1,7 +1,11 @@
 package cli_test
 
 import (
+	"bytes"
+	"encoding/base64"
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -13,15 +17,67 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"kubepki.dev/kubepki/internal/cli"
+	"kubepki.dev/kubepki/internal/pki"
 )
 
 // TestMain lets the test binary double as the kubepki command: testscript
 // copies it into $PATH as "kubepki", and when run under that name it is the
 // real CLI, with its real exit codes.
+//
+// Every run's output is audited: a private key must never reach stdout or
+// stderr (a command that is meant to print one must not exist), so the
+// "kubepki" of the scripts records any output that holds one, as PEM or
+// base64-encoded in JSON or YAML, and the script fails at its end.
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"kubepki": func() { os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
+		"kubepki": func() { os.Exit(auditedMain(os.Args[1:])) },
 	})
+}
+
+// auditEnv names the file auditedMain appends a line to for every run
+// whose output holds a private key.
+const auditEnv = "KUBEPKI_OUTPUT_AUDIT"
+
+// auditedMain runs kubepki as Main does, keeping a copy of what it writes.
+func auditedMain(args []string) int {
+	var out, errOut bytes.Buffer
+	code := cli.Main(args, os.Stdin, io.MultiWriter(os.Stdout, &out), io.MultiWriter(os.Stderr, &errOut))
+	for stream, data := range map[string][]byte{"stdout": out.Bytes(), "stderr": errOut.Bytes()} {
+		if what := privateKeyIn(data); what != "" {
+			line := fmt.Sprintf("kubepki %s: %s holds %s\n", strings.Join(args, " "), stream, what)
+			if path := os.Getenv(auditEnv); path != "" {
+				f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+				if err == nil {
+					_, err = f.WriteString(line)
+					err = errors.Join(err, f.Close())
+				}
+				if err == nil {
+					continue
+				}
+			}
+			fmt.Fprint(os.Stderr, "AUDIT: "+line)
+			return 99
+		}
+	}
+	return code
+}
+
+// privateKeyIn says how data holds a private key — the text PRIVATE KEY
+// of a PEM header, or its base64 encoding at any of the three alignments
+// (client-key-data in a kubeconfig printed as JSON or YAML) — or "".
+func privateKeyIn(data []byte) string {
+	const marker = "PRIVATE KEY"
+	if bytes.Contains(data, []byte(marker)) {
+		return `"` + marker + `"`
+	}
+	for skip := range 3 {
+		s := marker[skip:]
+		s = s[:len(s)/3*3]
+		if enc := base64.StdEncoding.EncodeToString([]byte(s)); bytes.Contains(data, []byte(enc)) {
+			return fmt.Sprintf("%q base64-encoded (%s)", marker, enc)
+		}
+	}
+	return ""
 }
 
 // TestScripts runs testdata/script/*.txtar, one per command. Each script is
@@ -30,6 +86,22 @@ func TestMain(m *testing.M) {
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
+		Setup: func(env *testscript.Env) error {
+			dir, err := os.MkdirTemp("", "kubepki-audit-")
+			if err != nil {
+				return err
+			}
+			audit := filepath.Join(dir, "audit")
+			env.Setenv(auditEnv, audit)
+			env.Defer(func() {
+				data, err := os.ReadFile(audit)
+				os.RemoveAll(dir)
+				if err == nil && len(data) > 0 {
+					env.T().Fatal("private key material in kubepki's output:\n" + string(data))
+				}
+			})
+			return nil
+		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"contains": tsContains,
 			"exitcode": tsExitcode,
@@ -138,5 +210,42 @@ func tsNowhere(ts *testscript.TestScript, neg bool, args []string) {
 			}
 			return nil
 		}))
+	}
+}
+
+// TestPrivateKeyIn: the audit of the scripts' output finds a key however
+// it is printed, and only a key.
+func TestPrivateKeyIn(t *testing.T) {
+	key, err := pki.GenerateKey(pki.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := pki.EncodeKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaPEM := []byte("-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----\n")
+	ecPEM := []byte("-----BEGIN EC PRIVATE KEY-----\nMHcC\n-----END EC PRIVATE KEY-----\n")
+	cert := []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+	tests := []struct {
+		name   string
+		output string
+		found  bool
+	}{
+		{"PKCS#8 PEM", "wrote it:\n" + string(keyPEM), true},
+		{"PKCS#1 PEM", string(rsaPEM), true},
+		{"SEC 1 PEM", string(ecPEM), true},
+		{"kubeconfig as JSON", `{"client-key-data": "` + base64.StdEncoding.EncodeToString(keyPEM) + `"}`, true},
+		{"RSA key as YAML", "client-key-data: " + base64.StdEncoding.EncodeToString(rsaPEM), true},
+		{"EC key as YAML", "client-key-data: " + base64.StdEncoding.EncodeToString(ecPEM), true},
+		{"a certificate", string(cert) + base64.StdEncoding.EncodeToString(cert), false},
+		{"a report about keys", "server.key: ECDSA-P256 private key, mode 0600\n", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := privateKeyIn([]byte(tc.output)); (got != "") != tc.found {
+				t.Errorf("privateKeyIn = %q, want found=%v", got, tc.found)
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
+	"kubepki.dev/kubepki/internal/catalog"
 	"kubepki.dev/kubepki/internal/cluster"
 )
 
@@ -43,7 +44,9 @@ func newConfigLintCmd(e *env) *cobra.Command {
 		Use:   "lint FILE",
 		Short: "Validate a cluster spec",
 		Long: `Validate a cluster spec: unknown fields, CIDRs and IPs, node names, duplicate
-nodes, validity periods and risky identities. One line per finding; exit 3 if
+nodes, nodes named like a certificate, key or kubeconfig of the catalog (a
+worker called admin would get the admin certificate), validity periods and
+risky identities. One line per finding; exit 3 if
 any finding is an error, 0 otherwise.`,
 		Example: "  kubepki config lint cluster.yaml",
 		Args:    cobra.ExactArgs(1),
@@ -56,7 +59,7 @@ any finding is an error, 0 otherwise.`,
 			if err != nil {
 				return err
 			}
-			fs = append(fs, cluster.Validate(c)...)
+			fs = append(fs, catalog.Validate(c)...)
 			if err := printFindings(e.stdout, output, args[0], fs); err != nil {
 				return err
 			}
@@ -125,7 +128,9 @@ func newConfigImportCmd(e *env) *cobra.Command {
 equivalent cluster spec on stdout, with lint findings on stderr for the mistakes
 that tutorial is known to carry (the system:system:kube-scheduler group,
 kubernetes.svc.cluster.local, legacy nsCertType/nsComment, misshapen node
-certificates, admin in system:masters). Exit 3 if a finding is an error.`,
+certificates, admin in system:masters). Exit 3 if a finding is an error. A
+file that names a section it does not have (subjectAltName = @alt_names
+without [alt_names]) is refused with exit 1, as openssl refuses it.`,
 		Example: "  kubepki config import-openssl ca.conf > cluster.yaml\n  kubepki init --config cluster.yaml",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -38,9 +38,12 @@ requests and public keys of all the files given, so that
 says which key belongs to which certificate. Certificates are likewise linked
 to the CA certificates given that signed them.
 
-Files are read whole, up to 10 MiB each. A file with nothing recognisable, or
-a block that does not parse, is an error (exit 1), reported after the rest
-is printed.`,
+Files are read whole, up to 10 MiB each. A file with nothing recognisable, a
+block that does not parse, or a certificate request whose self-signature does
+not verify (corrupt or forged: its key did not sign it) is an error (exit 1),
+reported after the rest is printed: inspect describes what it is given, and
+input it cannot trust is an error, as openssl req -verify treats it, not a
+finding about a PKI (exit 3 is for verify, lint and plan).`,
 		Example: `  # what is this certificate, and who does it authenticate as?
   kubepki inspect /etc/kubernetes/pki/apiserver-kubelet-client.crt
 
@@ -90,8 +93,13 @@ is printed.`,
 					continue
 				}
 				for _, o := range found {
-					if o.Error != "" {
+					switch {
+					case o.Error != "":
 						errs = append(errs, fmt.Errorf("inspect %s (%s): %s", o.File, o.Location, o.Error))
+					case o.CertificateRequest != nil && !o.CertificateRequest.SignatureValid:
+						// openssl req -verify refuses such a request too: the
+						// key in it did not sign it.
+						errs = append(errs, fmt.Errorf("inspect %s (%s): certificate request signature does not verify with the request's own key: corrupt or forged", o.File, o.Location))
 					}
 				}
 				objs = append(objs, found...)

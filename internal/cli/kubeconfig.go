@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"kubepki.dev/kubepki/internal/catalog"
+	"kubepki.dev/kubepki/internal/cluster"
 	"kubepki.dev/kubepki/internal/kubeconfig"
 	"kubepki.dev/kubepki/internal/pki"
 	"kubepki.dev/kubepki/internal/reconcile"
@@ -89,22 +90,26 @@ func newKubeconfigUserCmd(e *env) *cobra.Command {
 		server       string
 		out          string
 		allowMasters bool
+		allowNodes   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "user NAME",
 		Short: "Issue a client certificate for a person or bot and write its kubeconfig",
 		Long: `Issue a client certificate (CN=NAME, O=each --group) from the cluster CA and
 write a kubeconfig for it. The certificate is valid for --ttl, never past the
-CA. system:masters is refused unless --allow-masters: that group bypasses
-RBAC, and a certificate cannot be revoked short of rotating the CA; bind a
-ClusterRole to a group instead.`,
+CA. NAME follows the rule of the spec's users (one plain file name: no
+slashes, no leading dot). system:masters is refused unless --allow-masters:
+that group bypasses RBAC, and a certificate cannot be revoked short of
+rotating the CA; bind a ClusterRole to a group instead. A kubelet's identity
+(system:node:NAME, group system:nodes) is refused unless --allow-nodes. These
+are the rules of 'kubepki sign' too; a refusal exits 2.`,
 		Example: `  kubepki kubeconfig user jane --group developers --ttl 720h --dir ./pki
   kubepki kubeconfig user ci-bot --group ci --server https://api.example.com:6443 --out ci.kubeconfig`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
-			if slices.Contains(groups, "system:masters") && !allowMasters {
-				return usageError("refusing group system:masters: it bypasses RBAC and cannot be revoked; bind cluster-admin to a group instead, or pass --allow-masters")
+			if err := cluster.CheckUserName(name); err != nil {
+				return usageError("user name: %v", err)
 			}
 			if ttl <= 0 {
 				return usageError("--ttl must be positive")
@@ -112,6 +117,11 @@ ClusterRole to a group instead.`,
 			c, plan, err := f.load()
 			if err != nil {
 				return err
+			}
+			alg, _ := pki.ParseKeyAlgorithm(c.KeyAlgorithm)
+			spec := catalog.UserCert(c, name, groups, ttl, alg)
+			if err := catalog.RequestGate(c, catalog.Request{Subject: spec.Profile.Subject}, catalog.Allow{Masters: allowMasters, Nodes: allowNodes}); err != nil {
+				return usageError("%v", err)
 			}
 			st := f.store(plan.Profile)
 			release, err := forWrite(e, st)
@@ -129,12 +139,16 @@ ClusterRole to a group instead.`,
 			}
 			if out == "" {
 				out = st.KubeconfigPath(name + ".kubeconfig")
+				// The plan's own kubeconfigs live in that directory too.
+				for _, k := range plan.Kubeconfigs {
+					if k.File == name+".kubeconfig" {
+						return usageError("%s is the plan's %s kubeconfig; name the user differently or pass --out", out, k.Name)
+					}
+				}
 			}
 			if store.Exists(out) {
 				return fmt.Errorf("%s already exists; not overwriting it", out)
 			}
-			alg, _ := pki.ParseKeyAlgorithm(c.KeyAlgorithm)
-			spec := catalog.UserCert(c, name, groups, ttl, alg)
 			key, err := pki.GenerateKey(alg)
 			if err != nil {
 				return err
@@ -170,6 +184,7 @@ ClusterRole to a group instead.`,
 	cmd.Flags().StringVar(&server, "server", "", "API server URL (default https://<spec apiServer.endpoint>)")
 	cmd.Flags().StringVar(&out, "out", "", "kubeconfig file to write (default NAME.kubeconfig in the kubeconfig directory)")
 	cmd.Flags().BoolVar(&allowMasters, "allow-masters", false, "allow the system:masters group")
+	cmd.Flags().BoolVar(&allowNodes, "allow-nodes", false, "allow a kubelet's identity (system:node:NAME, group system:nodes)")
 	return cmd
 }
 

@@ -63,10 +63,8 @@ func (f *specFlags) load() (*cluster.Cluster, *catalog.Plan, error) {
 	if name == "" {
 		name = "embedded default"
 	}
-	for _, fd := range cluster.Validate(c) {
-		if fd.Severity == cluster.Error {
-			return nil, nil, fmt.Errorf("%s: %s: %s (run 'kubepki config lint' for every finding)", name, fd.Field, fd.Message)
-		}
+	if err := checkSpec(c, name); err != nil {
+		return nil, nil, err
 	}
 	profile, err := f.resolveProfile()
 	if err != nil {
@@ -77,6 +75,16 @@ func (f *specFlags) load() (*cluster.Cluster, *catalog.Plan, error) {
 		return nil, nil, err
 	}
 	return c, plan, nil
+}
+
+// checkSpec fails on the first error finding of a spec, named name.
+func checkSpec(c *cluster.Cluster, name string) error {
+	for _, fd := range catalog.Validate(c) {
+		if fd.Severity == cluster.Error {
+			return fmt.Errorf("%s: %s: %s (run 'kubepki config lint' for every finding)", name, fd.Field, fd.Message)
+		}
+	}
+	return nil
 }
 
 // resolveProfile takes --profile, or recognises the layout of --dir by its

@@ -87,7 +87,8 @@ var loopback = netip.MustParseAddr("127.0.0.1")
 // size is bounded, $variables are left unexpanded, .include is not
 // followed, and the subjectAltName work is bounded however @section
 // references share or loop. An error means the data is no usable ca.conf
-// at all; a returned spec may still fail Validate.
+// at all (a reference to a section it does not have included: openssl
+// refuses that too); a returned spec may still fail Validate.
 func ImportOpenSSL(data []byte, name string) (*Cluster, []Finding, error) {
 	cf, fs, err := parseConf(data, name)
 	if err != nil {
@@ -134,6 +135,9 @@ func ImportOpenSSL(data []byte, name string) (*Cluster, []Finding, error) {
 			api = ct
 		}
 	}
+	if im.missing != nil {
+		return nil, nil, im.missing
+	}
 	host := im.apiServer(c, api)
 	im.addControlPlane(c, host, api)
 	SetDefaults(c)
@@ -153,6 +157,7 @@ type importer struct {
 	exts     map[*section]*extensions // extension sections read
 	nodes    map[string]int           // node name → index in the spec's nodes
 	users    map[string]bool          // user names imported
+	missing  error                    // the first reference to a missing section
 }
 
 func (im *importer) add(sev Severity, field, format string, args ...any) {
@@ -218,10 +223,20 @@ func (im *importer) ref(e *entry) *section {
 	}
 	s := im.conf.lookup(im.value(e))
 	if s == nil {
-		im.warn(im.atEntry(e), "names section [%s], which does not exist", shown(e.value))
+		im.missingSection(e, e.value)
 	}
 	im.refs[e] = s
 	return s
+}
+
+// missingSection records a reference to a section the file does not
+// have. openssl refuses such a file (req: "unable to find section", x509:
+// "Error Loading extension section"), so the import fails on the first one
+// rather than guessing what the author meant.
+func (im *importer) missingSection(e *entry, name string) {
+	if im.missing == nil {
+		im.missing = fmt.Errorf("%s: names section [%s], which does not exist (openssl refuses such a file)", im.atEntry(e), shown(strings.TrimSpace(name)))
+	}
 }
 
 // cert is one certificate as a ca.conf describes it.
@@ -483,7 +498,7 @@ func (im *importer) sanSection(from *entry, name string, seen map[*section]bool)
 	s := im.conf.lookup(name)
 	switch {
 	case s == nil:
-		im.warn(im.atEntry(from), "names section [%s], which does not exist", shown(strings.TrimSpace(name)))
+		im.missingSection(from, name)
 		return nil
 	case seen[s]:
 		im.warn(im.atEntry(from), "@%s refers back to a section already read (a reference cycle); ignored", shown(s.name))

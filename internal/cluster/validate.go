@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -104,11 +105,8 @@ func Validate(c *Cluster) []Finding {
 	seenUsers := map[string]bool{}
 	for i, u := range c.Users {
 		f := fmt.Sprintf("users[%d]", i)
-		if strings.TrimSpace(u.Name) == "" {
-			add(Error, f+".name", "must not be empty")
-		}
-		if strings.ContainsAny(u.Name, "/\\\x00") || strings.HasPrefix(u.Name, ".") {
-			add(Error, f+".name", "%q cannot name a file (users/<name>.crt): no slashes or leading dot", u.Name)
+		if err := CheckUserName(u.Name); err != nil {
+			add(Error, f+".name", "%v", err)
 		}
 		if seenUsers[u.Name] {
 			add(Error, f+".name", "duplicate user %q", u.Name)
@@ -166,6 +164,20 @@ func validateNodes(nodes []Node) []Finding {
 		add(Error, "nodes", "no node has the control-plane role")
 	}
 	return fs
+}
+
+// CheckUserName is the rule for a user's name, in the spec or on the
+// command line (kubepki kubeconfig user NAME): the name becomes files
+// (users/<name>.crt, <name>.kubeconfig), so it must be one plain path
+// element that cannot climb out of its directory or hide in it.
+func CheckUserName(name string) error {
+	if strings.TrimSpace(name) == "" {
+		return errors.New("must not be empty")
+	}
+	if strings.ContainsAny(name, "/\\\x00") || strings.HasPrefix(name, ".") {
+		return fmt.Errorf("%q cannot name a file (users/<name>.crt): no slashes or leading dot", name)
+	}
+	return nil
 }
 
 // checkSAN accepts an IP or a DNS name (wildcards allowed).

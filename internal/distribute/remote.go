@@ -165,7 +165,10 @@ i() {
 	return parseInspect(out, len(items))
 }
 
-// parseInspect parses the inspect script's output for n files.
+// parseInspect parses the inspect script's output for n files. The output
+// comes from the node, which may be compromised: anything but the exact
+// shape the script prints is an error, no file's content may exceed
+// maxRemoteFile, and error messages quote at most a clipped line.
 func parseInspect(out []byte, n int) (nodeState, error) {
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
@@ -180,6 +183,12 @@ func parseInspect(out []byte, n int) (nodeState, error) {
 	fail := func(format string, args ...any) (nodeState, error) {
 		return nodeState{}, fmt.Errorf("unexpected output from the node: "+format, args...)
 	}
+	clip := func(s string) string {
+		if len(s) > maxQuoted {
+			s = s[:maxQuoted] + "…"
+		}
+		return s
+	}
 	for {
 		if !next() {
 			return fail("no %s marker", inspectMarker)
@@ -192,10 +201,13 @@ func parseInspect(out []byte, n int) (nodeState, error) {
 		return fail("no uid line")
 	}
 	st := nodeState{uid: strings.TrimSpace(line[2:])}
+	if !isUID(st.uid) {
+		return fail("uid %q", clip(st.uid))
+	}
 	st.root = st.uid == "0"
 	for i := range n {
 		if !next() || line != fmt.Sprintf("F %d", i) {
-			return fail("file %d: got %q", i, line)
+			return fail("file %d: got %q", i, clip(line))
 		}
 		if !next() || !strings.HasPrefix(line, "T ") {
 			return fail("file %d: no type line", i)
@@ -207,14 +219,14 @@ func parseInspect(out []byte, n int) (nodeState, error) {
 			continue
 		case kindFile:
 		default:
-			return fail("file %d: type %q", i, rf.kind)
+			return fail("file %d: type %q", i, clip(string(rf.kind)))
 		}
 		if !next() || !strings.HasPrefix(line, "M ") {
 			return fail("file %d: no ls line", i)
 		}
 		var err error
 		if rf.perm, rf.user, rf.group, err = parseLs(line[2:]); err != nil {
-			return fail("file %d: %v", i, err)
+			return fail("file %d: %s", i, clip(err.Error()))
 		}
 		if !next() {
 			return fail("file %d: no content", i)
@@ -234,14 +246,17 @@ func parseInspect(out []byte, n int) (nodeState, error) {
 				for _, tok := range strings.Fields(line) {
 					v, err := strconv.ParseUint(tok, 16, 8)
 					if err != nil {
-						return fail("file %d: od output %q", i, tok)
+						return fail("file %d: od output %q", i, clip(tok))
+					}
+					if len(data) == maxRemoteFile {
+						return fail("file %d: more than the %d bytes it may have", i, maxRemoteFile)
 					}
 					data = append(data, byte(v))
 				}
 			}
 			rf.data = data
 		default:
-			return fail("file %d: got %q", i, line)
+			return fail("file %d: got %q", i, clip(line))
 		}
 		st.files = append(st.files, rf)
 	}
@@ -249,6 +264,22 @@ func parseInspect(out []byte, n int) (nodeState, error) {
 		return nodeState{}, err
 	}
 	return st, nil
+}
+
+// maxQuoted bounds how much of a line from the node an error quotes.
+const maxQuoted = 80
+
+// isUID reports whether s is what id -u prints: a decimal number.
+func isUID(s string) bool {
+	if s == "" || len(s) > 10 {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // parseLs reads the mode and owner from `ls -ld` output:
@@ -274,6 +305,9 @@ func parseLs(s string) (perm uint32, user, group string, err error) {
 		default:
 			return 0, "", "", fmt.Errorf("ls mode %q", f[0])
 		}
+	}
+	if len(f[2]) > maxQuoted || len(f[3]) > maxQuoted {
+		return 0, "", "", errors.New("ls owner longer than any user or group name")
 	}
 	return perm, f[2], f[3], nil
 }

@@ -191,14 +191,19 @@ func TestParseInspect(t *testing.T) {
 	}
 
 	for name, bad := range map[string]string{
-		"no marker":       "U 0\nF 0\nT missing\n",
-		"truncated":       inspectMarker + "\nU 0\nF 0\nT file\nM -rw------- 1 root root 4 x\nD\n 6b\n",
-		"bad hex":         inspectMarker + "\nU 0\nF 0\nT file\nM -rw------- 1 root root 4 x\nD\n zz\nE\n",
-		"wrong index":     inspectMarker + "\nU 0\nF 1\nT missing\n",
-		"unknown type":    inspectMarker + "\nU 0\nF 0\nT fifo\n",
-		"too few files":   inspectMarker + "\nU 0\n",
-		"missing uid":     inspectMarker + "\nF 0\nT missing\n",
-		"garbled ls line": inspectMarker + "\nU 0\nF 0\nT file\nM total 0\nD\nE\n",
+		"no marker":        "U 0\nF 0\nT missing\n",
+		"truncated":        inspectMarker + "\nU 0\nF 0\nT file\nM -rw------- 1 root root 4 x\nD\n 6b\n",
+		"bad hex":          inspectMarker + "\nU 0\nF 0\nT file\nM -rw------- 1 root root 4 x\nD\n zz\nE\n",
+		"wrong index":      inspectMarker + "\nU 0\nF 1\nT missing\n",
+		"unknown type":     inspectMarker + "\nU 0\nF 0\nT fifo\n",
+		"too few files":    inspectMarker + "\nU 0\n",
+		"missing uid":      inspectMarker + "\nF 0\nT missing\n",
+		"garbled ls line":  inspectMarker + "\nU 0\nF 0\nT file\nM total 0\nD\nE\n",
+		"uid not a number": inspectMarker + "\nU 0; echo\nF 0\nT missing\n",
+		"overlong owner":   inspectMarker + "\nU 0\nF 0\nT file\nM -rw------- 1 " + strings.Repeat("u", 81) + " root 4 x\nB\n",
+		// A node that sends more content than any file may have.
+		"content over maxRemoteFile": inspectMarker + "\nU 0\nF 0\nT file\nM -rw------- 1 root root 4 x\nD\n" +
+			strings.Repeat(strings.Repeat(" 00", 16)+"\n", maxRemoteFile/16+1) + "E\n",
 	} {
 		if _, err := parseInspect([]byte(bad), 1); err == nil {
 			t.Errorf("%s: parsed", name)
