@@ -2,6 +2,8 @@ package deploy
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +14,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"kubepki.dev/kubepki/internal/pki"
 )
 
 // caSecret is a kubernetes.io/tls Secret as kustomization.yaml makes it.
@@ -230,5 +234,124 @@ func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("laying out a volume as the kubelet does (chown to fsGroup) and running as another user need root")
+	}
+}
+
+// TestControllerLoadsCAThroughSecretVolume runs the real kubepki binary
+// as deployment.yaml's container (its user and groups, its args with the
+// volumes' host directories) against volumes laid out as the kubelet lays
+// them out (tls.key -> ..data/tls.key -> ..2026_…/tls.key). No API server
+// answers (test/e2e TestDeployManifests has one): the controller loads its
+// CAs first, so with the manifest as it is it must get past them and fail
+// on the API server; with the old manifest's volume (0400, no fsGroup) it
+// must fail on the CA.
+func TestControllerLoadsCAThroughSecretVolume(t *testing.T) {
+	requireRoot(t)
+	m, spec, c := load(t)
+	bin := filepath.Join(HostDir(t), "kubepki")
+	build := exec.Command("go", "build", "-o", bin, "kubepki.dev/kubepki/cmd/kubepki")
+	build.Env = append(os.Environ(), "GOTOOLCHAIN=local")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build kubepki: %v\n%s", err, out)
+	}
+	if err := os.Chmod(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	key, err := pki.GenerateKey(pki.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := pki.NewCA(key, pki.Profile{Subject: pki.Subject{CommonName: "kubernetes"}, Validity: time.Hour}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := pki.EncodeKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := caSecret()
+	secret.Data = map[string][]byte{"tls.crt": pki.EncodeCert(ca.Cert), "tls.key": keyPEM}
+
+	for _, tc := range []struct {
+		name string
+		old  bool
+		want string
+	}{
+		{"deploy/deployment.yaml", false, "connection refused"},
+		{"old manifest: 0400, no fsGroup", true, "read CA certificate: open "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pod := spec.DeepCopy()
+			if tc.old {
+				pod.SecurityContext.FSGroup = nil
+				for i := range pod.Volumes {
+					if pod.Volumes[i].Secret != nil {
+						pod.Volumes[i].Secret.DefaultMode = ptr[int32](0o400)
+					}
+				}
+			}
+			cred, err := Credential(pod, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			base := HostDir(t)
+			dirs := map[string]string{}
+			for _, v := range pod.Volumes {
+				var files map[string]File
+				switch {
+				case v.Secret != nil:
+					files, err = SecretPayload(v.Secret, secret)
+				case v.ConfigMap != nil:
+					var cm *corev1.ConfigMap
+					if cm, err = m.ConfigMap(v.ConfigMap.Name); err == nil {
+						files, err = ConfigMapPayload(v.ConfigMap, cm)
+					}
+				default:
+					t.Fatalf("volume %s: neither Secret nor ConfigMap", v.Name)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				dirs[v.Name] = filepath.Join(base, v.Name)
+				if err := WriteVolume(dirs[v.Name], files, pod.SecurityContext.FSGroup, time.Now()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if fi, err := os.Lstat(filepath.Join(dirs[caVolume], "tls.key")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+				t.Fatalf("tls.key is not a symlink into ..data (%v)", err)
+			}
+			// Nothing listens on 127.0.0.1:1.
+			kubeconfig := filepath.Join(base, "kubeconfig")
+			if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: none}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			args, err := HostArgs(&pod.Containers[0], dirs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			args = append(args, "--kubeconfig="+kubeconfig, "--http-address=127.0.0.1:0")
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, bin, args...)
+			cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/"}
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+			out, err := cmd.CombinedOutput()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 1 || !bytes.Contains(out, []byte(tc.want)) {
+				t.Fatalf("kubepki controller as %d: %v, want exit 1 with %q:\n%s", cred.Uid, err, tc.want, out)
+			}
+			if !tc.old && bytes.Contains(out, []byte("CA")) {
+				t.Errorf("the controller did not get past its CA:\n%s", out)
+			}
+			if tc.old && !bytes.Contains(out, []byte("permission denied")) {
+				t.Errorf("the old manifest's CA failed for another reason than its mode:\n%s", out)
+			}
+		})
 	}
 }
