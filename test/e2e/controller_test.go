@@ -448,6 +448,34 @@ func verifyChain(t testing.TB, cert *x509.Certificate, ca *x509.Certificate, usa
 func TestControllerApproverForgedRequests(t *testing.T) {
 	e := newCertAPI(t, withoutAdmissionGuards)
 	sa := e.controllerIdentity()
+	// deploy/ grants "sign" on the signers its Deployment runs, and no
+	// other; this controller also runs a custom signer, which the operator
+	// grants as rbac.yaml says.
+	etcdSigner := e.path("etcd-client-signer.yaml")
+	e.write(etcdSigner, []byte(`apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: kubepki-etcd-client-signer
+rules:
+- apiGroups: ["certificates.k8s.io"]
+  resources: ["signers"]
+  resourceNames: ["kubepki.dev/etcd-client"]
+  verbs: ["sign"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: kubepki-etcd-client-signer
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: kubepki-etcd-client-signer
+subjects:
+- kind: ServiceAccount
+  name: kubepki-controller
+  namespace: kubepki-system
+`))
+	e.kubectl("apply", "-f", etcdSigner)
 
 	// Two nodes, registered by admin; addresses set through the status
 	// subresource, as a kubelet does. 192.0.2.0/24 is documentation

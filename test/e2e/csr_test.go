@@ -13,7 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"kubepki.dev/kubepki/internal/pki"
-	"kubepki.dev/kubepki/internal/testenv"
 )
 
 // seed002YAML is the CertificateSigningRequest of seed 002, word for word
@@ -186,55 +185,4 @@ func TestCSRSeed002(t *testing.T) {
 		t.Errorf("%d CSRs, want 5", len(list.Items))
 	}
 	ctl.checkLog(t)
-}
-
-// TestDeployManifests renders deploy/ with kustomize (kubectl kustomize,
-// with a CA in place of the operator's) and has the API server validate
-// every object with a server-side dry run.
-func TestDeployManifests(t *testing.T) {
-	e := newCertAPI(t)
-	dir := filepath.Join(t.TempDir(), "deploy")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	entries, err := os.ReadDir(deployDir(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ent := range entries {
-		data, err := os.ReadFile(filepath.Join(deployDir(t), ent.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, ent.Name()), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, f := range []struct{ from, to string }{{e.caCert, "ca.crt"}, {e.caKey, "ca.key"}} {
-		data, _ := os.ReadFile(f.from)
-		if err := os.WriteFile(filepath.Join(dir, f.to), data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rendered := e.kubectl("kustomize", dir)
-	for _, want := range []string{"kind: Deployment", "replicas: 2", "kind: ClusterRole", "kind: Secret", "type: kubernetes.io/tls", "name: kubepki-ca"} {
-		if !strings.Contains(rendered, want) {
-			t.Errorf("kustomize output lacks %q", want)
-		}
-	}
-	path := filepath.Join(t.TempDir(), "all.yaml")
-	if err := os.WriteFile(path, []byte(rendered), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// The namespace must exist for a dry run of what goes in it.
-	e.kubectl("apply", "-f", filepath.Join(deployDir(t), "namespace.yaml"))
-	out, err := testenv.Kubectl(t, e.bins, e.admin, "apply", "--dry-run=server", "-f", path)
-	if err != nil {
-		t.Fatalf("server-side dry run of deploy/: %v\n%s", err, out)
-	}
-	for _, want := range []string{"deployment.apps/kubepki-controller", "clusterrole.rbac.authorization.k8s.io/kubepki-controller", "secret/kubepki-ca", "poddisruptionbudget.policy/kubepki-controller"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("dry run did not create %s:\n%s", want, out)
-		}
-	}
 }
