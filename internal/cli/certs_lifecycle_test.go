@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -19,7 +18,9 @@ import (
 	"kubepki.dev/kubepki/internal/cli"
 	"kubepki.dev/kubepki/internal/cluster"
 	"kubepki.dev/kubepki/internal/kubeconfig"
+	"kubepki.dev/kubepki/internal/openssltest"
 	"kubepki.dev/kubepki/internal/pki"
+	"kubepki.dev/kubepki/internal/pkitest"
 	"kubepki.dev/kubepki/internal/store"
 )
 
@@ -58,49 +59,9 @@ func lcWant(t *testing.T, code int, args ...string) lcResult {
 	return r
 }
 
-// lcSpec writes the embedded default spec, changed by mutate, to a file.
-func lcSpec(t *testing.T, mutate func(*cluster.Cluster)) string {
-	t.Helper()
-	c := cluster.Default()
-	if mutate != nil {
-		mutate(c)
-	}
-	data, err := cluster.Marshal(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "cluster.yaml")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-func lcOpenSSL(t *testing.T, args ...string) string {
-	t.Helper()
-	bin, err := exec.LookPath("openssl")
-	if err != nil {
-		t.Skip("openssl not installed")
-	}
-	out, err := exec.Command(bin, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("openssl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-func lcRead(t *testing.T, path string) []byte {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
-
 func lcCert(t *testing.T, path string) *x509.Certificate {
 	t.Helper()
-	c, err := pki.ParseCert(lcRead(t, path))
+	c, err := pki.ParseCert(pkitest.ReadFile(t, path))
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
@@ -173,9 +134,9 @@ func TestExternalCAEveryCommand(t *testing.T) {
 	t.Run("certs renew all", func(t *testing.T) {
 		before := map[string][]byte{}
 		for _, f := range []string{"pki/apiserver.crt", "pki/apiserver.key", "admin.conf", "kubelet-node-0.conf"} {
-			before[f] = lcRead(t, filepath.Join(root, f))
+			before[f] = pkitest.ReadFile(t, filepath.Join(root, f))
 		}
-		oldEtcd := lcRead(t, filepath.Join(dir, "etcd/server.crt"))
+		oldEtcd := pkitest.ReadFile(t, filepath.Join(dir, "etcd/server.crt"))
 		r := lcWant(t, 3, with("certs", "renew", "all")...)
 		if !strings.Contains(r.stderr, "external CA") || !strings.Contains(r.stderr, "kubepki certs generate-csr "+strings.Join(external, " ")) {
 			t.Errorf("renew all does not name the external certificates and the generate-csr command:\n%s", r.stderr)
@@ -191,11 +152,11 @@ func TestExternalCAEveryCommand(t *testing.T) {
 			}
 		}
 		for f, data := range before {
-			if !bytes.Equal(lcRead(t, filepath.Join(root, f)), data) {
+			if !bytes.Equal(pkitest.ReadFile(t, filepath.Join(root, f)), data) {
 				t.Errorf("renew all rewrote %s, whose CA is external", f)
 			}
 		}
-		if bytes.Equal(lcRead(t, filepath.Join(dir, "etcd/server.crt")), oldEtcd) {
+		if bytes.Equal(pkitest.ReadFile(t, filepath.Join(dir, "etcd/server.crt")), oldEtcd) {
 			t.Errorf("renew all did not renew etcd/server.crt")
 		}
 		// Just the external ones: nothing renewed, exit 3 all the same.
@@ -238,7 +199,7 @@ func TestExternalCAEveryCommand(t *testing.T) {
 			if err := os.MkdirAll(signed, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			lcOpenSSL(t, "x509", "-req", "-in", filepath.Join(csrDir, stem+".csr"), "-CA", filepath.Join(dir, "ca.crt"), "-CAkey", caKey,
+			openssltest.Run(t, "", "x509", "-req", "-in", filepath.Join(csrDir, stem+".csr"), "-CA", filepath.Join(dir, "ca.crt"), "-CAkey", caKey,
 				"-days", "90", "-copy_extensions", "copyall", "-out", filepath.Join(signed, stem+".crt"))
 		}
 		lcWant(t, 1, with("certs", "generate-csr", "apiserver", "--csr-dir", csrDir)...)
@@ -306,7 +267,7 @@ func TestExternalCAEveryCommand(t *testing.T) {
 
 func lcKey(t *testing.T, path string) crypto.Signer {
 	t.Helper()
-	k, err := pki.ParseKey(lcRead(t, path))
+	k, err := pki.ParseKey(pkitest.ReadFile(t, path))
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
@@ -318,7 +279,7 @@ func lcKey(t *testing.T, path string) crypto.Signer {
 func TestSignCommand(t *testing.T) {
 	// A CA that expires in 30 days, to see the cap.
 	pkiDir := filepath.Join(t.TempDir(), "pki")
-	spec := lcSpec(t, func(c *cluster.Cluster) {
+	spec := pkitest.SpecFile(t, func(c *cluster.Cluster) {
 		c.Validity.CA.Duration, c.Validity.Leaf.Duration = 30*24*time.Hour, 24*time.Hour
 	})
 	lcWant(t, 0, "init", "--config", spec, "--dir", pkiDir)
@@ -337,7 +298,7 @@ func TestSignCommand(t *testing.T) {
 		for _, e := range addext {
 			args = append(args, "-addext", e)
 		}
-		lcOpenSSL(t, args...)
+		openssltest.Run(t, "", args...)
 		return path
 	}
 	sign := func(code int, csrPath string, extra ...string) (lcResult, string) {
@@ -349,10 +310,10 @@ func TestSignCommand(t *testing.T) {
 	// text is openssl's view of a signed certificate, after openssl verify.
 	text := func(crt string) string {
 		t.Helper()
-		if out := lcOpenSSL(t, "verify", "-CAfile", caCrt, crt); !strings.Contains(out, crt+": OK") {
+		if out := openssltest.Run(t, "", "verify", "-CAfile", caCrt, crt); !strings.Contains(out, crt+": OK") {
 			t.Errorf("openssl verify %s: %s", crt, out)
 		}
-		return lcOpenSSL(t, "x509", "-in", crt, "-noout", "-text")
+		return openssltest.Run(t, "", "x509", "-in", crt, "-noout", "-text")
 	}
 	keyUsage := regexp.MustCompile(`X509v3 Key Usage: critical\n\s+(.*)\n`)
 	ku := func(text string) string {
@@ -419,7 +380,7 @@ func TestSignCommand(t *testing.T) {
 	})
 	t.Run("stdin and stdout", func(t *testing.T) {
 		path := csr("piped", "ec", "/CN=piped")
-		r := lcRun(t, string(lcRead(t, path)), "sign", "--ca-cert", caCrt, "--ca-key", caKey, "--csr", "-", "--client")
+		r := lcRun(t, string(pkitest.ReadFile(t, path)), "sign", "--ca-cert", caCrt, "--ca-key", caKey, "--csr", "-", "--client")
 		if r.code != 0 {
 			t.Fatalf("sign from stdin:\n%s", r)
 		}
@@ -468,7 +429,7 @@ func TestSignCommand(t *testing.T) {
 		if !strings.Contains(r.stderr, "already exists") {
 			t.Errorf("overwrite refusal:\n%s", r.stderr)
 		}
-		if string(lcRead(t, out)) != "precious\n" {
+		if string(pkitest.ReadFile(t, out)) != "precious\n" {
 			t.Errorf("--out overwrote an existing file")
 		}
 	})
@@ -496,13 +457,13 @@ func TestPlanApplyDrift(t *testing.T) {
 		t.Run(profile, func(t *testing.T) {
 			api := map[string]string{"hardway": "kube-api-server", "kubeadm": "apiserver"}[profile]
 			dir := filepath.Join(t.TempDir(), "pki")
-			oldSpec := lcSpec(t, nil)
-			newSpec := lcSpec(t, func(c *cluster.Cluster) { c.APIServer.ExtraSANs = append(c.APIServer.ExtraSANs, san) })
+			oldSpec := pkitest.SpecFile(t, nil)
+			newSpec := pkitest.SpecFile(t, func(c *cluster.Cluster) { c.APIServer.ExtraSANs = append(c.APIServer.ExtraSANs, san) })
 			common := []string{"--dir", dir, "--profile", profile}
 			lcWant(t, 0, append([]string{"init", "--config", oldSpec}, common...)...)
 			lcWant(t, 0, append([]string{"plan", "--config", oldSpec}, common...)...)
-			oldCert := lcRead(t, filepath.Join(dir, api+".crt"))
-			oldKey := lcRead(t, filepath.Join(dir, api+".key"))
+			oldCert := pkitest.ReadFile(t, filepath.Join(dir, api+".crt"))
+			oldKey := pkitest.ReadFile(t, filepath.Join(dir, api+".key"))
 
 			r := lcWant(t, 3, append([]string{"plan", "--config", newSpec}, common...)...)
 			if !lcLine("reissue", api).MatchString(r.stdout) {
@@ -534,7 +495,7 @@ func TestPlanApplyDrift(t *testing.T) {
 
 			// init alone leaves the drift, and says so.
 			r = lcWant(t, 3, append([]string{"init", "--config", newSpec}, common...)...)
-			if !lcLine("untouched", api).MatchString(r.stdout) || !bytes.Equal(lcRead(t, filepath.Join(dir, api+".crt")), oldCert) {
+			if !lcLine("untouched", api).MatchString(r.stdout) || !bytes.Equal(pkitest.ReadFile(t, filepath.Join(dir, api+".crt")), oldCert) {
 				t.Errorf("init without --apply-drift:\n%s", r.stdout)
 			}
 
@@ -549,7 +510,7 @@ func TestPlanApplyDrift(t *testing.T) {
 			if len(backups) != 1 {
 				t.Fatalf("backups of %s.crt: %q, want one", api, backups)
 			}
-			if !bytes.Equal(lcRead(t, backups[0]), oldCert) || !bytes.Equal(lcRead(t, strings.TrimSuffix(backups[0], ".crt")+".key"), oldKey) {
+			if !bytes.Equal(pkitest.ReadFile(t, backups[0]), oldCert) || !bytes.Equal(pkitest.ReadFile(t, strings.TrimSuffix(backups[0], ".crt")+".key"), oldKey) {
 				t.Errorf("backup %s does not hold the old certificate and key", backups[0])
 			}
 			r = lcWant(t, 0, append([]string{"plan", "--config", newSpec}, common...)...)
@@ -630,7 +591,7 @@ func TestRenewCommand(t *testing.T) {
 	}
 	lcWant(t, 0, with("verify")...)
 
-	before := lcRead(t, filepath.Join(dir, "apiserver.crt"))
+	before := pkitest.ReadFile(t, filepath.Join(dir, "apiserver.crt"))
 	if r := lcWant(t, 1, with("certs", "renew", "ca")...); !strings.Contains(r.stderr, "is a CA") {
 		t.Errorf("renew ca: %s", r.stderr)
 	}
@@ -640,7 +601,7 @@ func TestRenewCommand(t *testing.T) {
 	lcWant(t, 2, with("certs", "renew")...)
 	lcWant(t, 2, with("certs", "renew", "all", "--validity", "soon")...)
 	lcWant(t, 2, with("certs", "renew", "apiserver", "--validity", "-5h")...)
-	if !bytes.Equal(lcRead(t, filepath.Join(dir, "apiserver.crt")), before) {
+	if !bytes.Equal(pkitest.ReadFile(t, filepath.Join(dir, "apiserver.crt")), before) {
 		t.Errorf("a refused renewal rewrote apiserver.crt")
 	}
 }
@@ -651,13 +612,13 @@ func TestRenewCommand(t *testing.T) {
 func TestApplyDriftExternalCA(t *testing.T) {
 	const san = "drift.example.com"
 	dir := filepath.Join(t.TempDir(), "pki")
-	newSpec := lcSpec(t, func(c *cluster.Cluster) { c.APIServer.ExtraSANs = append(c.APIServer.ExtraSANs, san) })
+	newSpec := pkitest.SpecFile(t, func(c *cluster.Cluster) { c.APIServer.ExtraSANs = append(c.APIServer.ExtraSANs, san) })
 	common := []string{"--dir", dir, "--profile", "kubeadm"}
-	lcWant(t, 0, append([]string{"init", "--config", lcSpec(t, nil)}, common...)...)
+	lcWant(t, 0, append([]string{"init", "--config", pkitest.SpecFile(t, nil)}, common...)...)
 	if err := os.Remove(filepath.Join(dir, "ca.key")); err != nil {
 		t.Fatal(err)
 	}
-	before := lcRead(t, filepath.Join(dir, "apiserver.crt"))
+	before := pkitest.ReadFile(t, filepath.Join(dir, "apiserver.crt"))
 	r := lcWant(t, 3, append([]string{"init", "--config", newSpec, "--apply-drift"}, common...)...)
 	if strings.Contains(r.stderr, "reissued from the spec") {
 		t.Errorf("init --apply-drift claims to have reissued a certificate of an external CA:\n%s", r.stderr)
@@ -668,13 +629,13 @@ func TestApplyDriftExternalCA(t *testing.T) {
 	if !lcLine("untouched", "apiserver").MatchString(r.stdout) {
 		t.Errorf("init --apply-drift:\n%s", r.stdout)
 	}
-	if !bytes.Equal(lcRead(t, filepath.Join(dir, "apiserver.crt")), before) {
+	if !bytes.Equal(pkitest.ReadFile(t, filepath.Join(dir, "apiserver.crt")), before) {
 		t.Errorf("apiserver.crt rewritten without a CA key")
 	}
 	// The CSR for it carries the spec's new SAN.
 	csrDir := filepath.Join(t.TempDir(), "csr")
 	lcWant(t, 0, append([]string{"certs", "generate-csr", "apiserver", "--config", newSpec, "--csr-dir", csrDir}, common...)...)
-	csr, err := pki.ParseCSR(lcRead(t, filepath.Join(csrDir, "apiserver.csr")))
+	csr, err := pki.ParseCSR(pkitest.ReadFile(t, filepath.Join(csrDir, "apiserver.csr")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,19 +20,8 @@ import (
 	"kubepki.dev/kubepki/internal/cluster"
 	"kubepki.dev/kubepki/internal/reconcile"
 	"kubepki.dev/kubepki/internal/store"
+	"kubepki.dev/kubepki/internal/testenv"
 )
-
-// crashBinary builds the real kubepki command into a temporary directory.
-func crashBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "kubepki")
-	cmd := exec.Command("go", "build", "-o", bin, "kubepki.dev/kubepki/cmd/kubepki")
-	cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build kubepki: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // crashRun runs kubepki to the end and returns its exit code and output.
 func crashRun(t *testing.T, bin string, args ...string) (int, string) {
@@ -220,7 +209,7 @@ func TestCrashSafety(t *testing.T) {
 	}
 	t.Logf("seed %d (replay with KUBEPKI_CRASH_SEED=%d)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	bin := crashBinary(t)
+	bin := testenv.Kubepki(t)
 	work := crashWorkDir(t)
 
 	type kind struct {

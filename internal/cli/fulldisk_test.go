@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"kubepki.dev/kubepki/internal/catalog"
+	"kubepki.dev/kubepki/internal/testenv"
 )
 
 // fdTree reads every file under root (path → content), skipping backups.
@@ -77,7 +78,7 @@ func TestFullDisk(t *testing.T) {
 			t.Errorf("umount %s: %v: %s", mnt, err, out)
 		}
 	})
-	bin := crashBinary(t)
+	bin := testenv.Kubepki(t)
 	for _, profile := range catalog.Profiles() {
 		t.Run(string(profile), func(t *testing.T) {
 			root := filepath.Join(mnt, string(profile))

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"kubepki.dev/kubepki/internal/cluster"
+	"kubepki.dev/kubepki/internal/openssltest"
+	"kubepki.dev/kubepki/internal/pkitest"
 	"kubepki.dev/kubepki/internal/store"
 )
 
@@ -16,7 +18,7 @@ import (
 // names the identity and SANs on standard error.
 func TestSignGates(t *testing.T) {
 	pkiDir := filepath.Join(t.TempDir(), "pki")
-	spec := lcSpec(t, func(c *cluster.Cluster) { c.ServiceCIDR = "10.96.0.0/12" })
+	spec := pkitest.SpecFile(t, func(c *cluster.Cluster) { c.ServiceCIDR = "10.96.0.0/12" })
 	lcWant(t, 0, "init", "--config", spec, "--dir", pkiDir)
 	caCrt, caKey := filepath.Join(pkiDir, "ca.crt"), filepath.Join(pkiDir, "ca.key")
 	work := t.TempDir()
@@ -27,11 +29,11 @@ func TestSignGates(t *testing.T) {
 		for _, e := range addext {
 			args = append(args, "-addext", e)
 		}
-		lcOpenSSL(t, args...)
+		openssltest.Run(t, "", args...)
 		return path
 	}
 	ecParams := filepath.Join(work, "p256.pem")
-	lcOpenSSL(t, "ecparam", "-name", "prime256v1", "-out", ecParams)
+	openssltest.Run(t, "", "ecparam", "-name", "prime256v1", "-out", ecParams)
 	p256 := "ec:" + ecParams
 
 	tests := []struct {
@@ -90,7 +92,7 @@ func TestSignGates(t *testing.T) {
 				t.Errorf("sign did not name the identity before signing:\n%s", r.stderr)
 			}
 			c := lcCert(t, out)
-			if out := lcOpenSSL(t, "verify", "-CAfile", caCrt, out); !strings.Contains(out, ": OK") {
+			if out := openssltest.Run(t, "", "verify", "-CAfile", caCrt, out); !strings.Contains(out, ": OK") {
 				t.Errorf("openssl verify: %s", out)
 			}
 			if len(tc.addext) > 0 && len(c.DNSNames)+len(c.IPAddresses) == 0 {

@@ -3,7 +3,6 @@ package lifecycle_test
 import (
 	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,24 +12,12 @@ import (
 	"kubepki.dev/kubepki/internal/catalog"
 	"kubepki.dev/kubepki/internal/kubeconfig"
 	"kubepki.dev/kubepki/internal/lifecycle"
+	"kubepki.dev/kubepki/internal/openssltest"
 	"kubepki.dev/kubepki/internal/pki"
+	"kubepki.dev/kubepki/internal/pkitest"
 	"kubepki.dev/kubepki/internal/reconcile"
 	"kubepki.dev/kubepki/internal/store"
 )
-
-// rnOpenSSL runs openssl and fails the test unless it succeeds.
-func rnOpenSSL(t *testing.T, args ...string) string {
-	t.Helper()
-	bin, err := exec.LookPath("openssl")
-	if err != nil {
-		t.Skip("openssl not installed")
-	}
-	out, err := exec.Command(bin, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("openssl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
 
 // rnSignedPath is where the signed certificate for a CSR goes: the same
 // relative path under signedDir, .crt for .csr (what Install reads).
@@ -60,7 +47,7 @@ func rnSignAll(t *testing.T, plan *catalog.Plan, st store.Store, files []lifecyc
 	t.Helper()
 	for _, f := range files {
 		crt, key := rnCAFiles(plan, st, f.Name)
-		rnOpenSSL(t, "x509", "-req", "-in", f.CSR, "-CA", crt, "-CAkey", key, "-days", "30",
+		openssltest.Run(t, "", "x509", "-req", "-in", f.CSR, "-CA", crt, "-CAkey", key, "-days", "30",
 			"-copy_extensions", "copyall", "-out", rnSignedPath(t, csrDir, signedDir, f.CSR))
 	}
 }
@@ -79,7 +66,7 @@ func rnForeignOpenSSLCA(t *testing.T) (crt, key string) {
 	t.Helper()
 	dir := t.TempDir()
 	crt, key = filepath.Join(dir, "other-ca.crt"), filepath.Join(dir, "other-ca.key")
-	rnOpenSSL(t, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+	openssltest.Run(t, "", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
 		"-keyout", key, "-out", crt, "-days", "30", "-subj", "/CN=kubernetes",
 		"-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
 	return crt, key
@@ -94,8 +81,8 @@ func TestCSRRoundTripOpenSSL(t *testing.T) {
 	for _, profile := range rnProfiles {
 		t.Run(string(profile), func(t *testing.T) {
 			now := time.Now().UTC().Truncate(time.Second)
-			plan := rnPlan(t, profile, nil)
-			st, root := rnStore(t, profile)
+			plan := pkitest.Plan(t, profile, nil)
+			st, root := pkitest.Store(t, profile)
 			rnApply(t, plan, st, now)
 
 			csrDir := filepath.Join(t.TempDir(), "csr")
@@ -161,12 +148,12 @@ func TestCSRRoundTripOpenSSL(t *testing.T) {
 				}, "not for the key generated with its CSR"},
 				{"signed by a different CA", func(dir string) {
 					crt, key := rnForeignOpenSSLCA(t)
-					rnOpenSSL(t, "x509", "-req", "-in", last.CSR, "-CA", crt, "-CAkey", key, "-days", "30",
+					openssltest.Run(t, "", "x509", "-req", "-in", last.CSR, "-CA", crt, "-CAkey", key, "-days", "30",
 						"-copy_extensions", "copyall", "-out", rnSignedPath(t, csrDir, dir, last.CSR))
 				}, "not signed by the cluster's CA"},
 				{"SANs not copied", func(dir string) {
 					crt, key := rnCAFiles(plan, st, api)
-					rnOpenSSL(t, "x509", "-req", "-in", apiFile.CSR, "-CA", crt, "-CAkey", key, "-days", "30",
+					openssltest.Run(t, "", "x509", "-req", "-in", apiFile.CSR, "-CA", crt, "-CAkey", key, "-days", "30",
 						"-out", rnSignedPath(t, csrDir, dir, apiFile.CSR))
 				}, "not what the plan asks"},
 				{"usages right, SANs missing", func(dir string) {
@@ -176,7 +163,7 @@ func TestCSRRoundTripOpenSSL(t *testing.T) {
 					if profile == catalog.Kubeadm {
 						rnMust(t, os.WriteFile(ext, []byte("[v3]\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"), 0o644))
 					}
-					rnOpenSSL(t, "x509", "-req", "-in", apiFile.CSR, "-CA", crt, "-CAkey", key, "-days", "30",
+					openssltest.Run(t, "", "x509", "-req", "-in", apiFile.CSR, "-CA", crt, "-CAkey", key, "-days", "30",
 						"-extfile", ext, "-extensions", "v3", "-out", rnSignedPath(t, csrDir, dir, apiFile.CSR))
 				}, "required by spec, absent"},
 				{"signed certificate missing", func(dir string) {
@@ -186,7 +173,7 @@ func TestCSRRoundTripOpenSSL(t *testing.T) {
 					crt, key := rnCAFiles(plan, st, last.Name)
 					// -days 0 gives NotAfter == NotBefore == now: expired a
 					// second later, when Install looks.
-					rnOpenSSL(t, "x509", "-req", "-in", last.CSR, "-CA", crt, "-CAkey", key, "-days", "0",
+					openssltest.Run(t, "", "x509", "-req", "-in", last.CSR, "-CA", crt, "-CAkey", key, "-days", "0",
 						"-copy_extensions", "copyall", "-out", rnSignedPath(t, csrDir, dir, last.CSR))
 					time.Sleep(1100 * time.Millisecond)
 				}, "not valid now"},
@@ -198,7 +185,7 @@ func TestCSRRoundTripOpenSSL(t *testing.T) {
 					want  string
 				}{"etcd certificate signed by the cluster CA", func(dir string) {
 					f := files[slices.IndexFunc(files, func(f lifecycle.CSRFile) bool { return f.Name == "etcd-server" })]
-					rnOpenSSL(t, "x509", "-req", "-in", f.CSR, "-CA", st.CertPath("ca"), "-CAkey", st.KeyPath("ca"), "-days", "30",
+					openssltest.Run(t, "", "x509", "-req", "-in", f.CSR, "-CA", st.CertPath("ca"), "-CAkey", st.KeyPath("ca"), "-days", "30",
 						"-copy_extensions", "copyall", "-out", rnSignedPath(t, csrDir, dir, f.CSR))
 				}, "not signed by the cluster's CA"})
 			}
@@ -263,7 +250,7 @@ func TestCSRRoundTripOpenSSL(t *testing.T) {
 					t.Errorf("%s: installed key mode %v, want 0600", f.Name, fi.Mode())
 				}
 				caCrt, _ := rnCAFiles(plan, st, f.Name)
-				if out := rnOpenSSL(t, "verify", "-CAfile", caCrt, leafFile); !strings.Contains(out, ": OK") {
+				if out := openssltest.Run(t, "", "verify", "-CAfile", caCrt, leafFile); !strings.Contains(out, ": OK") {
 					t.Errorf("openssl verify %s: %s", f.Name, out)
 				}
 			}
@@ -314,7 +301,7 @@ func checkCSR(t *testing.T, plan *catalog.Plan, f lifecycle.CSRFile) {
 		t.Errorf("%s: CSR requests %+v, want usages %q", f.Name, req, c.Profile.Usages)
 	}
 
-	text := rnOpenSSL(t, "req", "-in", f.CSR, "-noout", "-text", "-verify")
+	text := openssltest.Run(t, "", "req", "-in", f.CSR, "-noout", "-text", "-verify")
 	for u, name := range map[pki.Usage]string{pki.UsageClientAuth: "TLS Web Client Authentication", pki.UsageServerAuth: "TLS Web Server Authentication"} {
 		if want := slices.Contains(c.Profile.Usages, u); strings.Contains(text, name) != want {
 			t.Errorf("%s: openssl req -text shows %q: %v, want %v\n%s", f.Name, name, !want, want, text)
@@ -343,8 +330,8 @@ func checkCSR(t *testing.T, plan *catalog.Plan, f lifecycle.CSRFile) {
 // no CA key), with the plan's server and the CA's data.
 func TestInstallCreatesMissingKubeconfig(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Second)
-	plan := rnPlan(t, catalog.Kubeadm, nil)
-	st, _ := rnStore(t, catalog.Kubeadm)
+	plan := pkitest.Plan(t, catalog.Kubeadm, nil)
+	st, _ := pkitest.Store(t, catalog.Kubeadm)
 	rnApply(t, plan, st, now)
 	caKey := filepath.Join(t.TempDir(), "ca.key")
 	rnMust(t, os.Rename(st.KeyPath("ca"), caKey))
@@ -358,7 +345,7 @@ func TestInstallCreatesMissingKubeconfig(t *testing.T) {
 	if len(files) != 1 || filepath.Base(files[0].CSR) != "kubelet-node-1.conf.csr" || filepath.Base(files[0].Key) != "kubelet-node-1.conf.key" {
 		t.Fatalf("GenerateCSRs = %+v, want kubelet-node-1.conf.csr and .key", files)
 	}
-	rnOpenSSL(t, "x509", "-req", "-in", files[0].CSR, "-CA", st.CertPath("ca"), "-CAkey", caKey, "-days", "30",
+	openssltest.Run(t, "", "x509", "-req", "-in", files[0].CSR, "-CA", st.CertPath("ca"), "-CAkey", caKey, "-days", "30",
 		"-copy_extensions", "copyall", "-out", rnSignedPath(t, csrDir, signed, files[0].CSR))
 	rep, err := lifecycle.Install(plan, st, csrDir, signed, time.Now())
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"kubepki.dev/kubepki/internal/kubeconfig"
 	"kubepki.dev/kubepki/internal/lifecycle"
 	"kubepki.dev/kubepki/internal/pki"
+	"kubepki.dev/kubepki/internal/pkitest"
 	"kubepki.dev/kubepki/internal/reconcile"
 	"kubepki.dev/kubepki/internal/store"
 )
@@ -135,13 +136,13 @@ func TestRenewRefusesWhatThePlanDoesNotGive(t *testing.T) {
 	}
 	for _, tc := range tests {
 		for _, profile := range rnProfiles {
-			plan := rnPlan(t, profile, nil)
+			plan := pkitest.Plan(t, profile, nil)
 			name := rnName(profile, tc.cert)
 			if _, ok := plan.Cert(name); !ok {
 				continue
 			}
 			t.Run(tc.name+"/"+string(profile), func(t *testing.T) {
-				st, root := rnStore(t, profile)
+				st, root := pkitest.Store(t, profile)
 				rnApply(t, plan, st, rnNow)
 				c, _ := plan.Cert(name)
 				p := c.Profile
@@ -272,7 +273,7 @@ func TestRenewCopyStaysWithinPlan(t *testing.T) {
 	}
 	for _, tc := range tests {
 		for _, profile := range rnProfiles {
-			plan := rnPlan(t, profile, nil)
+			plan := pkitest.Plan(t, profile, nil)
 			name := tc.cert
 			if n := rnName(profile, tc.cert); n != "" {
 				name = n
@@ -282,7 +283,7 @@ func TestRenewCopyStaysWithinPlan(t *testing.T) {
 				continue
 			}
 			t.Run(tc.name+"/"+string(profile), func(t *testing.T) {
-				st, _ := rnStore(t, profile)
+				st, _ := pkitest.Store(t, profile)
 				rnApply(t, plan, st, rnNow)
 				p := spec.Profile
 				tc.change(&p)
@@ -314,8 +315,8 @@ func TestRenewCopyStaysWithinPlan(t *testing.T) {
 // TestRenewAcceptsTheOldCAOfABundle: during a CA rotation ca.crt holds the
 // new CA and the old one; a leaf the old one signed is the cluster's.
 func TestRenewAcceptsTheOldCAOfABundle(t *testing.T) {
-	plan := rnPlan(t, catalog.Hardway, nil)
-	st, _ := rnStore(t, catalog.Hardway)
+	plan := pkitest.Plan(t, catalog.Hardway, nil)
+	st, _ := pkitest.Store(t, catalog.Hardway)
 	rnApply(t, plan, st, rnNow)
 	old := rnForeignCA(t)
 	spec, _ := plan.Cert("kube-proxy")

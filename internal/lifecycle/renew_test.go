@@ -21,6 +21,7 @@ import (
 	"kubepki.dev/kubepki/internal/kubeconfig"
 	"kubepki.dev/kubepki/internal/lifecycle"
 	"kubepki.dev/kubepki/internal/pki"
+	"kubepki.dev/kubepki/internal/pkitest"
 	"kubepki.dev/kubepki/internal/reconcile"
 	"kubepki.dev/kubepki/internal/store"
 )
@@ -30,30 +31,6 @@ var rnNow = time.Date(2026, time.March, 14, 15, 9, 26, 0, time.UTC)
 
 // rnProfiles are the layouts every renewal test runs on.
 var rnProfiles = []catalog.Profile{catalog.Hardway, catalog.Kubeadm}
-
-func rnPlan(t *testing.T, profile catalog.Profile, mutate func(*cluster.Cluster)) *catalog.Plan {
-	t.Helper()
-	c := cluster.Default()
-	if mutate != nil {
-		mutate(c)
-	}
-	p, err := catalog.New(c, profile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// rnStore lays a store out as the CLI does: kubeconfigs beside the PKI
-// (hard way) or in its parent (kubeadm's /etc/kubernetes). Everything is
-// under the returned root.
-func rnStore(t *testing.T, profile catalog.Profile) (store.Store, string) {
-	t.Helper()
-	root := t.TempDir()
-	st := store.Store{Dir: filepath.Join(root, "pki")}
-	st.KubeconfigDir = profile.KubeconfigDir(st.Dir)
-	return st, root
-}
 
 // rnApply creates the whole PKI with reconcile.Apply and checks it is valid.
 func rnApply(t *testing.T, plan *catalog.Plan, st store.Store, now time.Time) {
@@ -267,8 +244,8 @@ func rnForeignCA(t *testing.T) *pki.CA {
 func TestRenewAll(t *testing.T) {
 	for _, profile := range rnProfiles {
 		t.Run(string(profile), func(t *testing.T) {
-			plan := rnPlan(t, profile, nil)
-			st, root := rnStore(t, profile)
+			plan := pkitest.Plan(t, profile, nil)
+			st, root := pkitest.Store(t, profile)
 			rnApply(t, plan, st, rnNow)
 
 			// The administrator's kubeconfig gets what a person adds to it:
@@ -525,8 +502,8 @@ func TestRenewAll(t *testing.T) {
 func TestRenewReuseKey(t *testing.T) {
 	for _, profile := range rnProfiles {
 		t.Run(string(profile), func(t *testing.T) {
-			plan := rnPlan(t, profile, nil)
-			st, root := rnStore(t, profile)
+			plan := pkitest.Plan(t, profile, nil)
+			st, root := pkitest.Store(t, profile)
 			rnApply(t, plan, st, rnNow)
 			old := rnLeaves(t, plan, st)
 			later := rnNow.Add(time.Hour)
@@ -564,8 +541,8 @@ func TestRenewCopiesOldCertificate(t *testing.T) {
 	const newSAN = "api.renewed.example"
 	for _, profile := range rnProfiles {
 		t.Run(string(profile), func(t *testing.T) {
-			plan := rnPlan(t, profile, nil)
-			st, _ := rnStore(t, profile)
+			plan := pkitest.Plan(t, profile, nil)
+			st, _ := pkitest.Store(t, profile)
 			rnApply(t, plan, st, rnNow)
 			api, admin := "kube-api-server", "admin"
 			if profile == catalog.Kubeadm {
@@ -633,7 +610,7 @@ func TestRenewCopiesOldCertificate(t *testing.T) {
 			}
 
 			// The spec now wants a new API server SAN.
-			newPlan := rnPlan(t, profile, func(c *cluster.Cluster) {
+			newPlan := pkitest.Plan(t, profile, func(c *cluster.Cluster) {
 				c.APIServer.ExtraSANs = append(c.APIServer.ExtraSANs, newSAN)
 			})
 			oldAPI := rnPair(t, newPlan, st, api)
@@ -688,8 +665,8 @@ func TestRenewCopiesOldCertificate(t *testing.T) {
 func TestRenewValidity(t *testing.T) {
 	for _, profile := range rnProfiles {
 		t.Run(string(profile), func(t *testing.T) {
-			plan := rnPlan(t, profile, nil)
-			st, _ := rnStore(t, profile)
+			plan := pkitest.Plan(t, profile, nil)
+			st, _ := pkitest.Store(t, profile)
 			rnApply(t, plan, st, rnNow)
 			later := rnNow.Add(time.Hour)
 
@@ -747,8 +724,8 @@ func TestRenewRefuses(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.profile)+"/"+strings.Join(tc.names, ","), func(t *testing.T) {
-			plan := rnPlan(t, tc.profile, nil)
-			st, root := rnStore(t, tc.profile)
+			plan := pkitest.Plan(t, tc.profile, nil)
+			st, root := pkitest.Store(t, tc.profile)
 			rnApply(t, plan, st, rnNow)
 			before := rnTree(t, root)
 			rep, err := lifecycle.Renew(plan, st, lifecycle.RenewOptions{Names: tc.names, Now: rnNow.Add(time.Hour)})
@@ -769,8 +746,8 @@ func TestRenewRefuses(t *testing.T) {
 func TestRenewExternalCA(t *testing.T) {
 	for _, profile := range rnProfiles {
 		t.Run(string(profile), func(t *testing.T) {
-			plan := rnPlan(t, profile, nil)
-			st, root := rnStore(t, profile)
+			plan := pkitest.Plan(t, profile, nil)
+			st, root := pkitest.Store(t, profile)
 			rnApply(t, plan, st, rnNow)
 			if err := os.Remove(st.KeyPath("ca")); err != nil {
 				t.Fatal(err)
@@ -882,8 +859,8 @@ func TestRenewFailureWritesNothing(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.profile)+"/"+tc.name, func(t *testing.T) {
-			plan := rnPlan(t, tc.profile, nil)
-			st, root := rnStore(t, tc.profile)
+			plan := pkitest.Plan(t, tc.profile, nil)
+			st, root := pkitest.Store(t, tc.profile)
 			rnApply(t, plan, st, rnNow)
 			tc.breakIt(t, st)
 			before := rnTree(t, root)
@@ -929,8 +906,8 @@ func TestRenewKeepsServiceAccountKey(t *testing.T) {
 		{Names: []string{"service-accounts"}, FromSpec: true},
 	} {
 		t.Run(strings.Join(opts.Names, ",")+map[bool]string{true: "/from-spec"}[opts.FromSpec], func(t *testing.T) {
-			plan := rnPlan(t, catalog.Hardway, nil)
-			st, _ := rnStore(t, catalog.Hardway)
+			plan := pkitest.Plan(t, catalog.Hardway, nil)
+			st, _ := pkitest.Store(t, catalog.Hardway)
 			rnApply(t, plan, st, rnNow)
 			oldKey, err := os.ReadFile(st.KeyPath("service-accounts"))
 			rnMust(t, err)
@@ -959,8 +936,8 @@ func TestRenewKeepsServiceAccountKey(t *testing.T) {
 // TestRenewTwiceInOneSecond: a second renewal in the same second gets its
 // own backup; the first backup still holds the original files.
 func TestRenewTwiceInOneSecond(t *testing.T) {
-	plan := rnPlan(t, catalog.Kubeadm, nil)
-	st, root := rnStore(t, catalog.Kubeadm)
+	plan := pkitest.Plan(t, catalog.Kubeadm, nil)
+	st, root := pkitest.Store(t, catalog.Kubeadm)
 	rnApply(t, plan, st, rnNow)
 	original := rnTree(t, root)
 	later := rnNow.Add(time.Hour)

@@ -9,6 +9,7 @@ import (
 	"kubepki.dev/kubepki/internal/catalog"
 	"kubepki.dev/kubepki/internal/cluster"
 	"kubepki.dev/kubepki/internal/lifecycle"
+	"kubepki.dev/kubepki/internal/pkitest"
 )
 
 // TestRestarts: renewing a certificate names exactly the components that
@@ -77,7 +78,7 @@ func TestRestartsAfterRenewAll(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			st, _ := rnStore(t, profile)
+			st, _ := pkitest.Store(t, profile)
 			rnApply(t, plan, st, rnNow)
 			rep, err := lifecycle.Renew(plan, st, lifecycle.RenewOptions{Names: []string{"all"}, Now: rnNow.Add(time.Hour)})
 			if err != nil {

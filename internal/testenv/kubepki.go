@@ -13,7 +13,14 @@ import (
 // cache it only links.
 func Kubepki(t testing.TB) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "kubepki")
+	return KubepkiIn(t, t.TempDir())
+}
+
+// KubepkiIn builds the command under test as dir/kubepki, for a test that
+// needs the binary somewhere others can reach (another user, say).
+func KubepkiIn(t testing.TB, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "kubepki")
 	cmd := exec.Command("go", "build", "-o", bin, rootModule+"/cmd/kubepki")
 	cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local")
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"kubepki.dev/kubepki/internal/pki"
+	"kubepki.dev/kubepki/internal/testenv"
 )
 
 // caSecret is a kubernetes.io/tls Secret as kustomization.yaml makes it.
@@ -248,12 +249,7 @@ func requireRoot(t *testing.T) {
 func TestControllerLoadsCAThroughSecretVolume(t *testing.T) {
 	requireRoot(t)
 	m, spec, c := load(t)
-	bin := filepath.Join(HostDir(t), "kubepki")
-	build := exec.Command("go", "build", "-o", bin, "kubepki.dev/kubepki/cmd/kubepki")
-	build.Env = append(os.Environ(), "GOTOOLCHAIN=local")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build kubepki: %v\n%s", err, out)
-	}
+	bin := testenv.KubepkiIn(t, HostDir(t))
 	if err := os.Chmod(bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
