@@ -44,7 +44,7 @@ control-plane role.`,
 			if err != nil {
 				return err
 			}
-			st := f.store(plan.Profile)
+			st := f.store(e, plan.Profile)
 			var all []string
 			for _, b := range plan.Bundles {
 				all = append(all, b.Node)

@@ -92,7 +92,7 @@ Exit codes, for scripts:
 			if _, err := os.Stat(f.dir); err != nil {
 				return fmt.Errorf("check-expiration: %w", err)
 			}
-			rep := lifecycle.Expiration(plan, f.store(plan.Profile), e.now()).Within(within)
+			rep := lifecycle.Expiration(plan, f.store(e, plan.Profile), e.now()).Within(within)
 			if err := print(e.stdout, textFormat(xf.output), rep, func(w io.Writer) error {
 				return lifecycle.WriteTable(w, rep)
 			}); err != nil {

@@ -82,7 +82,7 @@ files are backed up to DIR/.backup/<timestamp>/.`,
 			if err != nil {
 				return err
 			}
-			rep, err := lifecycle.Install(plan, f.store(plan.Profile), csrDir, from, e.now())
+			rep, err := lifecycle.Install(plan, f.store(e, plan.Profile), csrDir, from, e.now())
 			if err != nil {
 				return err
 			}
@@ -144,7 +144,7 @@ Without --client, --server or --usages, the usages the CSR requests are used.`,
 			if err != nil {
 				return err
 			}
-			keyPEM, err := readInput(e, caKey)
+			keyPEM, err := readKey(e, caKey)
 			if err != nil {
 				return err
 			}

@@ -53,7 +53,7 @@ listed, with the command that makes CSRs for the external CA (exit 3).`,
 				return err
 			}
 			opts.Names, opts.Validity, opts.Now = args, validity, e.now()
-			rep, err := lifecycle.Renew(plan, f.store(plan.Profile), opts)
+			rep, err := lifecycle.Renew(plan, f.store(e, plan.Profile), opts)
 			if err != nil {
 				return err
 			}

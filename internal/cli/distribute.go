@@ -81,7 +81,7 @@ Exit codes: 0 every node is up to date, 1 a node failed (or an error).`,
 					return usageError("--node %s: no such node in the spec", n)
 				}
 			}
-			st := f.store(plan.Profile)
+			st := f.store(e, plan.Profile)
 			var jobs []distribute.Job
 			for _, n := range c.Nodes {
 				if len(nodes) > 0 && !slices.Contains(nodes, n.Name) {

@@ -34,7 +34,10 @@ directory (ca.crt + ca.key) signs the rest; a valid certificate is kept; one
 that no longer matches the spec (a SAN the spec now needs, a wrong group) is
 reported as drift and left untouched; --apply-drift reissues it from the spec
 after backing up the old files. Keys are generated in parallel; keys are
-written 0600, certificates 0644, the directory 0700. 'kubepki plan' shows
+written 0600, certificates 0644, the directory 0700. A key, kubeconfig or
+key directory group or others can read (or write) is tightened first, and
+said so on stderr; a key that is a symbolic link or another user's is
+refused (--insecure-key-permissions reads it anyway). 'kubepki plan' shows
 what init would do.
 
 Exit codes: 0 all present and valid, 1 error, 3 something was left untouched
@@ -48,7 +51,16 @@ Exit codes: 0 all present and valid, 1 error, 3 something was left untouched
 			if err != nil {
 				return err
 			}
-			st := f.store(plan.Profile)
+			st := f.store(e, plan.Profile)
+			// Fix the modes plan and verify report before anything
+			// reads a key: a 0644 key is tightened, not refused.
+			tightened, err := reconcile.Tighten(reconcile.Permissions(plan, st))
+			for _, t := range tightened {
+				fmt.Fprintf(e.stderr, "tightened %s: mode %04o -> %04o\n", t.Path, t.Before, t.After)
+			}
+			if err != nil {
+				return err
+			}
 			opts := reconcile.Options{Progress: progress(e.stderr)}
 			results, err := reconcile.Apply(cmd.Context(), plan, st, e.now(), opts)
 			if err != nil {

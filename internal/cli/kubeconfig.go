@@ -57,7 +57,7 @@ and kubelet-<node>.conf per node (installed as /etc/kubernetes/kubelet.conf).`,
 				})
 				plan = &named
 			}
-			results, err := reconcile.Apply(cmd.Context(), plan, f.store(plan.Profile), e.now(), reconcile.Options{Progress: progress(e.stderr)})
+			results, err := reconcile.Apply(cmd.Context(), plan, f.store(e, plan.Profile), e.now(), reconcile.Options{Progress: progress(e.stderr)})
 			if err != nil {
 				return err
 			}
@@ -107,7 +107,7 @@ ClusterRole to a group instead.`,
 			if err != nil {
 				return err
 			}
-			st := f.store(plan.Profile)
+			st := f.store(e, plan.Profile)
 			caSpec, _ := plan.Cert("ca")
 			ca, err := st.ReadCA(caSpec.Path)
 			if err != nil {

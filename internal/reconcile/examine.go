@@ -35,6 +35,8 @@ const (
 	Expired State = "expired"
 	// Invalid: unreadable, key mismatch, missing key, or not signed by its CA.
 	Invalid State = "invalid"
+	// Unsafe: a file's mode, owner or type (see Permissions).
+	Unsafe State = "unsafe"
 )
 
 // Kind is the kind of a plan item.
@@ -46,6 +48,8 @@ const (
 	KindCert       Kind = "cert"
 	KindKeyPair    Kind = "keypair"
 	KindKubeconfig Kind = "kubeconfig"
+	// KindPermissions: the mode, owner or type of a file or directory.
+	KindPermissions Kind = "permissions"
 )
 
 // Status is the state of one item of the plan.
