@@ -52,7 +52,7 @@ with 'tar -xpzf FILE -C /' leaves the modes of existing directories (/etc,
 			if err != nil {
 				return err
 			}
-			st := f.store(plan.Profile)
+			st := f.store(e, plan.Profile)
 			release, err := forBundle(e, st)
 			if err != nil {
 				return err

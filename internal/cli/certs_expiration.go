@@ -92,7 +92,7 @@ Exit codes, for scripts:
 			if _, err := os.Stat(f.dir); err != nil {
 				return fmt.Errorf("check-expiration: %w", err)
 			}
-			st := f.store(plan.Profile)
+			st := f.store(e, plan.Profile)
 			release, _, err := forRead(e, st)
 			if err != nil {
 				return err

@@ -85,7 +85,7 @@ files are backed up to DIR/.backup/<timestamp>/.`,
 			if err != nil {
 				return err
 			}
-			st := f.store(plan.Profile)
+			st := f.store(e, plan.Profile)
 			release, err := forWrite(e, st)
 			if err != nil {
 				return err
@@ -170,7 +170,7 @@ Without --client, --server or --usages, the usages the CSR requests are used.`,
 			if err != nil {
 				return err
 			}
-			keyPEM, err := readInput(e, caKey)
+			keyPEM, err := readKey(e, caKey)
 			if err != nil {
 				return err
 			}

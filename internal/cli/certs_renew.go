@@ -59,7 +59,7 @@ listed, with the command that makes CSRs for the external CA (exit 3).`,
 				return err
 			}
 			opts.Names, opts.Validity, opts.Now = args, validity, e.now()
-			st := f.store(plan.Profile)
+			st := f.store(e, plan.Profile)
 			release, err := forWrite(e, st)
 			if err != nil {
 				return err

@@ -92,7 +92,7 @@ Several replicas share a Lease (--leader-elect); only its holder acts.
 			lr := logr.FromSlogHandler(log.Handler())
 			ctrllog.SetLogger(lr)
 			klog.SetLogger(lr)
-			o.Log, o.Now = log, e.now
+			o.Log, o.Now, o.InsecureKeys = log, e.now, e.insecureKeys
 
 			cfg, err := clientConfig(kubeconfigPath).ClientConfig()
 			if err != nil {

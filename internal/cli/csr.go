@@ -190,7 +190,7 @@ spec.expirationSeconds (at least 10m); the signer may shorten it.`,
 // NAME.key) before anything else happens, so that it is never lost.
 func csrKey(e *env, keyIn, keyOut, name, alg string) (crypto.Signer, error) {
 	if keyIn != "" {
-		data, err := os.ReadFile(keyIn)
+		data, err := readKey(e, keyIn)
 		if err != nil {
 			return nil, fmt.Errorf("read key: %w", err)
 		}
@@ -362,7 +362,7 @@ A request that is denied, or that its signer marks Failed, is an error
 			if keyFile == "" {
 				return usageError("--key is required: the certificate is checked against it")
 			}
-			keyPEM, err := os.ReadFile(keyFile)
+			keyPEM, err := readKey(e, keyFile)
 			if err != nil {
 				return fmt.Errorf("read key: %w", err)
 			}

@@ -81,7 +81,7 @@ Exit codes: 0 every node is up to date, 1 a node failed (or an error).`,
 					return usageError("--node %s: no such node in the spec", n)
 				}
 			}
-			st := f.store(plan.Profile)
+			st := f.store(e, plan.Profile)
 			release, err := forBundle(e, st)
 			if err != nil {
 				return err

@@ -37,8 +37,12 @@ after backing up the old files.
 
 init first repairs what an interrupted kubepki left: it finishes (or rolls
 back) a renewal killed half-way, from the journal in DIR/.backup/, and
-removes the temporary files of killed writes, saying so on stderr. Keys are generated in parallel; keys are
-written 0600, certificates 0644, the directory 0700. 'kubepki plan' shows
+removes the temporary files of killed writes, saying so on stderr. Keys are
+generated in parallel; keys are written 0600, certificates 0644, the
+directory 0700. A key, kubeconfig or key directory group or others can read
+(or write) is tightened first, and said so on stderr; a key that is a
+symbolic link or another user's is refused (--insecure-key-permissions
+reads it anyway). 'kubepki plan' shows
 what init would do.
 
 Exit codes: 0 all present and valid, 1 error, 3 something was left untouched
@@ -52,12 +56,21 @@ Exit codes: 0 all present and valid, 1 error, 3 something was left untouched
 			if err != nil {
 				return err
 			}
-			st := f.store(plan.Profile)
+			st := f.store(e, plan.Profile)
 			release, err := forWrite(e, st)
 			if err != nil {
 				return err
 			}
 			defer release()
+			// Fix the modes plan and verify report before anything
+			// reads a key: a 0644 key is tightened, not refused.
+			tightened, err := reconcile.Tighten(reconcile.Permissions(plan, st))
+			for _, t := range tightened {
+				fmt.Fprintf(e.stderr, "tightened %s: mode %04o -> %04o\n", t.Path, t.Before, t.After)
+			}
+			if err != nil {
+				return err
+			}
 			opts := reconcile.Options{Progress: progress(e.stderr)}
 			results, err := reconcile.Apply(cmd.Context(), plan, st, e.now(), opts)
 			if err != nil {

@@ -58,7 +58,7 @@ and kubelet-<node>.conf per node (installed as /etc/kubernetes/kubelet.conf).`,
 				})
 				plan = &named
 			}
-			st := f.store(plan.Profile)
+			st := f.store(e, plan.Profile)
 			release, err := forWrite(e, st)
 			if err != nil {
 				return err
@@ -123,7 +123,7 @@ are the rules of 'kubepki sign' too; a refusal exits 2.`,
 			if err := catalog.RequestGate(c, catalog.Request{Subject: spec.Profile.Subject}, catalog.Allow{Masters: allowMasters, Nodes: allowNodes}); err != nil {
 				return usageError("%v", err)
 			}
-			st := f.store(plan.Profile)
+			st := f.store(e, plan.Profile)
 			release, err := forWrite(e, st)
 			if err != nil {
 				return err

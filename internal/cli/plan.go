@@ -38,7 +38,10 @@ certificate, key pair and kubeconfig, what 'kubepki init' would do:
   reissue   drifted from the spec, with the exact difference; 'init --apply-drift'
             reissues it (after a backup)
   renew     expired or expiring within --warn-within: 'kubepki certs renew'
-  fix       invalid (unreadable, wrong key, wrong CA): needs a person
+  tighten   a key, kubeconfig or key directory group or others can read, or a
+            file they can write: init chmods it
+  fix       invalid (unreadable, wrong key, wrong CA), or a key that is a
+            symbolic link or another user's: needs a person
   external  a CA without its key: certificates it signs come from outside;
             a missing certificate it signs: 'kubepki certs generate-csr NAME',
             have it signed, then 'kubepki certs install'
@@ -53,7 +56,7 @@ otherwise.`,
 				return err
 			}
 			now := e.now()
-			st := f.store(plan.Profile)
+			st := f.store(e, plan.Profile)
 			release, leftovers, err := forRead(e, st)
 			if err != nil {
 				return err
@@ -83,6 +86,17 @@ otherwise.`,
 				for _, l := range leftovers {
 					fmt.Fprintf(e.stderr, "repair %s\n", l)
 				}
+			}
+			for _, p := range reconcile.Permissions(plan, st) {
+				if p.Warning {
+					continue
+				}
+				it := planItem{Status: reconcile.Status{Name: p.Path, Kind: reconcile.KindPermissions, Path: p.Path, State: reconcile.Unsafe, Findings: []string{p.Problem}}, Action: "fix"}
+				if p.Tighten {
+					it.Action = "tighten"
+				}
+				todo++
+				items = append(items, it)
 			}
 			if err := print(e.stdout, output, items, func(w io.Writer) error {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"kubepki.dev/kubepki/internal/store"
 )
 
 // Exit codes scripts can rely on.
@@ -47,12 +49,22 @@ func usageError(format string, args ...any) error {
 	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
 }
 
-// env is what commands share: streams and the clock.
+// env is what commands share: streams, the clock, and the global flags.
 type env struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
 	now    func() time.Time
+	// insecureKeys is --insecure-key-permissions.
+	insecureKeys bool
+}
+
+// insecureKeysFlag lets kubepki read keys it refuses by default.
+const insecureKeysFlag = "insecure-key-permissions"
+
+// keyPolicy is which private key files commands read.
+func (e *env) keyPolicy() store.KeyPolicy {
+	return store.KeyPolicy{Insecure: e.insecureKeys}
 }
 
 // Main runs kubepki with args and returns the process exit code.
@@ -72,7 +84,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err == nil {
 		return ExitOK
 	}
-	fmt.Fprintf(stderr, "kubepki: %v\n", err)
+	fmt.Fprintf(stderr, "kubepki: %s\n", explain(err))
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code
@@ -100,6 +112,7 @@ something has expired.`,
 	root.SetIn(e.stdin)
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
+	root.PersistentFlags().BoolVar(&e.insecureKeys, insecureKeysFlag, false, "read private keys that are symbolic links, owned by another user, or readable by group or others (refused by default)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError("%v", err) })
 	root.AddCommand(
 		newVersionCmd(e),
@@ -158,6 +171,27 @@ func unknownCommand(cmd *cobra.Command, args []string) error {
 		msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(s, " or "))
 	}
 	return usageError("%s", msg)
+}
+
+// explain adds to a refusal to read an unsafe key how to get past it: the
+// command that tightens a PKI directory's modes, and the flag that reads
+// the key as it is. The store knows neither.
+func explain(err error) string {
+	msg := err.Error()
+	var unsafe *store.UnsafeFileError
+	if !errors.As(err, &unsafe) {
+		return msg
+	}
+	hint := ""
+	if unsafe.Mode && unsafe.Managed {
+		hint = " (or kubepki init, which tightens it)"
+	}
+	hint += ", or pass --" + insecureKeysFlag
+	inner := unsafe.Error()
+	if !strings.Contains(msg, inner) {
+		return msg + "; " + strings.TrimPrefix(hint, ", ")
+	}
+	return strings.Replace(msg, inner, inner+hint, 1)
 }
 
 func isFlagError(err error) bool {

@@ -106,9 +106,10 @@ func (f *specFlags) resolveProfile() (catalog.Profile, error) {
 	}
 }
 
-// store is the PKI directory of the plan's profile.
-func (f *specFlags) store(p catalog.Profile) store.Store {
-	st := store.Store{Dir: f.dir, KubeconfigDir: f.kcDir}
+// store is the PKI directory of the plan's profile, read with the key
+// policy of the global flags.
+func (f *specFlags) store(e *env, p catalog.Profile) store.Store {
+	st := store.Store{Dir: f.dir, KubeconfigDir: f.kcDir, Keys: e.keyPolicy()}
 	if st.KubeconfigDir == "" {
 		st.KubeconfigDir = p.KubeconfigDir(f.dir)
 	}
@@ -137,6 +138,15 @@ func readInput(e *env, path string) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: larger than %d MiB", path, maxInput>>20)
 	}
 	return data, nil
+}
+
+// readKey reads a private key file with the key policy of the global
+// flags, or stdin for "-" (a pipe has no owner or mode to check).
+func readKey(e *env, path string) ([]byte, error) {
+	if path == "-" {
+		return readInput(e, path)
+	}
+	return store.ReadKeyFile(path, e.keyPolicy())
 }
 
 // writeUserFile creates a file the user asked for, never overwriting one.

@@ -3,16 +3,12 @@ package cli
 import (
 	"fmt"
 	"io"
-	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/spf13/cobra"
 
-	"kubepki.dev/kubepki/internal/catalog"
 	"kubepki.dev/kubepki/internal/reconcile"
-	"kubepki.dev/kubepki/internal/store"
 )
 
 // verifyReport is what verify prints with -o json|yaml.
@@ -24,6 +20,8 @@ type verifyReport struct {
 	Items   []reconcile.Status `json:"items"`
 	// Findings are every problem, one line each, "path: message".
 	Findings []string `json:"findings"`
+	// Warnings are worth knowing but not findings, one line each.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 func newVerifyCmd(e *env) *cobra.Command {
@@ -37,11 +35,12 @@ func newVerifyCmd(e *env) *cobra.Command {
 		Long: `Audit a PKI directory against the plan of --config (or the embedded default):
 every certificate chains to its CA, each key matches its certificate, CN, O,
 usages and SANs are what the catalog says, certificates are within their
-validity, file modes are safe. Also reports which CA keys are present
-(a CA without its key is an external CA), and what an interrupted kubepki
-left: a commit killed half-way is finished first (from its journal in
-DIR/.backup/); temporary files of killed writes, which may hold private
-keys, are findings ('kubepki init' removes them).
+validity, file modes are safe (keys and kubeconfigs 0600, no symbolic links,
+key directories closed: 'kubepki init' tightens what chmod fixes). Also
+reports which CA keys are present (a CA without its key is an external CA),
+and what an interrupted kubepki left: a commit killed half-way is finished
+first (from its journal in DIR/.backup/); temporary files of killed writes,
+which may hold private keys, are findings ('kubepki init' removes them).
 
 Works on directories kubepki did not write, such as one made by kubeadm or by
 openssl commands: pass the spec that describes that cluster.
@@ -58,7 +57,7 @@ One line per finding; exit 0 only when clean, 3 when there are findings.`,
 			if _, err := os.Stat(f.dir); err != nil {
 				return fmt.Errorf("verify: %w", err)
 			}
-			st := f.store(plan.Profile)
+			st := f.store(e, plan.Profile)
 			release, leftovers, err := forRead(e, st)
 			if err != nil {
 				return err
@@ -76,7 +75,17 @@ One line per finding; exit 0 only when clean, 3 when there are findings.`,
 					}
 				}
 			}
-			rep.Findings = append(rep.Findings, modeFindings(plan, st)...)
+			for _, p := range reconcile.Permissions(plan, st) {
+				line := p.Path + ": " + p.Problem
+				switch {
+				case p.Warning:
+					rep.Warnings = append(rep.Warnings, line)
+				case p.Tighten:
+					rep.Findings = append(rep.Findings, line+" (kubepki init tightens it)")
+				default:
+					rep.Findings = append(rep.Findings, line)
+				}
+			}
 			rep.Findings = append(rep.Findings, leftovers...)
 			rep.Clean = len(rep.Findings) == 0
 			if err := print(e.stdout, output, rep, func(w io.Writer) error {
@@ -99,6 +108,9 @@ func writeVerifyText(w io.Writer, rep verifyReport) error {
 	for _, l := range rep.Findings {
 		fmt.Fprintln(w, l)
 	}
+	for _, l := range rep.Warnings {
+		fmt.Fprintln(w, "warning: "+l)
+	}
 	names := make([]string, 0, len(rep.CAKeys))
 	for n := range rep.CAKeys {
 		names = append(names, n)
@@ -115,37 +127,4 @@ func writeVerifyText(w io.Writer, rep verifyReport) error {
 		fmt.Fprintf(w, "%s (%s): %d items verified, no findings\n", rep.Dir, rep.Profile, len(rep.Items))
 	}
 	return nil
-}
-
-// modeFindings checks that private keys are readable by their owner only,
-// and that nothing kubepki manages is writable by group or others.
-func modeFindings(plan *catalog.Plan, st store.Store) []string {
-	var out []string
-	check := func(path string, forbidden os.FileMode, why string) {
-		fi, err := os.Stat(path)
-		if err != nil {
-			return // a missing file is reported by Examine
-		}
-		if m := fi.Mode().Perm(); m&forbidden != 0 {
-			out = append(out, fmt.Sprintf("%s: mode %04o: %s", path, m, why))
-		}
-	}
-	dirs := map[string]bool{}
-	for _, c := range plan.Certs {
-		check(st.KeyPath(c.Path), 0o077, "private key readable by group or others, want 0600")
-		check(st.CertPath(c.Path), 0o022, "writable by group or others, want 0644")
-		dirs[filepath.Dir(st.KeyPath(c.Path))] = true
-	}
-	for _, k := range plan.Keys {
-		check(st.KeyPath(k.Path), 0o077, "private key readable by group or others, want 0600")
-		check(st.PubPath(k.Path), 0o022, "writable by group or others, want 0644")
-		dirs[filepath.Dir(st.KeyPath(k.Path))] = true
-	}
-	for _, k := range plan.Kubeconfigs {
-		check(st.KubeconfigPath(k.File), 0o077, "kubeconfig holds a private key but is readable by group or others, want 0600")
-	}
-	for _, d := range slices.Sorted(maps.Keys(dirs)) {
-		check(d, 0o022, "key directory writable by group or others, want 0700")
-	}
-	return out
 }

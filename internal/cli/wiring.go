@@ -59,7 +59,7 @@ Output formats:
 			if node != "" && !slices.ContainsFunc(c.Nodes, func(n cluster.Node) bool { return n.Name == node }) {
 				return usageError("--node %s: no such node in the spec", node)
 			}
-			st := f.store(plan.Profile)
+			st := f.store(e, plan.Profile)
 			caSpec, _ := plan.Cert("ca")
 			external := !store.Exists(st.KeyPath(caSpec.Path)) && store.Exists(st.CertPath(caSpec.Path))
 			w, err := wiring.For(c, plan, wiring.Component(args[0]), node, wiring.Options{Root: root, ExternalCA: external})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"kubepki.dev/kubepki/internal/pki"
+	"kubepki.dev/kubepki/internal/store"
 )
 
 // CAFiles is a signing CA read from a certificate and a key file and read
@@ -20,6 +21,7 @@ import (
 // previous CA until the pair is whole again.
 type CAFiles struct {
 	certPath, keyPath string
+	keys              store.KeyPolicy
 	log               *slog.Logger
 	onReload          func(err error)
 
@@ -47,10 +49,11 @@ func stampOf(path string) (fileStamp, error) {
 	return s, nil
 }
 
-// LoadCAFiles reads the CA pair; it must load now. onReload, if not nil,
-// is told of every later reload attempt and its outcome.
-func LoadCAFiles(certPath, keyPath string, log *slog.Logger, onReload func(error)) (*CAFiles, error) {
-	c := &CAFiles{certPath: certPath, keyPath: keyPath, log: log, onReload: onReload}
+// LoadCAFiles reads the CA pair, the key as keys allows; it must load now.
+// onReload, if not nil, is told of every later reload attempt and its
+// outcome.
+func LoadCAFiles(certPath, keyPath string, keys store.KeyPolicy, log *slog.Logger, onReload func(error)) (*CAFiles, error) {
+	c := &CAFiles{certPath: certPath, keyPath: keyPath, keys: keys, log: log, onReload: onReload}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -58,7 +61,7 @@ func LoadCAFiles(certPath, keyPath string, log *slog.Logger, onReload func(error
 	if err != nil {
 		return nil, err
 	}
-	ca, err := readCA(certPath, keyPath)
+	ca, err := readCA(certPath, keyPath, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +95,7 @@ func (c *CAFiles) Current() *pki.CA {
 		}
 		return c.ca
 	}
-	ca, err := readCA(c.certPath, c.keyPath)
+	ca, err := readCA(c.certPath, c.keyPath, c.keys)
 	if c.onReload != nil {
 		c.onReload(err)
 	}
@@ -109,8 +112,8 @@ func (c *CAFiles) Current() *pki.CA {
 func (c *CAFiles) CertPath() string { return c.certPath }
 
 // readCA reads and checks a CA pair: a CA certificate and its key.
-func readCA(certPath, keyPath string) (*pki.CA, error) {
-	certPEM, err := os.ReadFile(certPath)
+func readCA(certPath, keyPath string, keys store.KeyPolicy) (*pki.CA, error) {
+	certPEM, err := store.ReadFile(certPath, keys)
 	if err != nil {
 		return nil, fmt.Errorf("read CA certificate: %w", err)
 	}
@@ -118,7 +121,7 @@ func readCA(certPath, keyPath string) (*pki.CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read CA certificate %s: %w", certPath, err)
 	}
-	keyPEM, err := os.ReadFile(keyPath)
+	keyPEM, err := store.ReadKeyFile(keyPath, keys)
 	if err != nil {
 		return nil, fmt.Errorf("read CA key: %w", err)
 	}

@@ -41,6 +41,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"kubepki.dev/kubepki/internal/csr"
+	"kubepki.dev/kubepki/internal/store"
 )
 
 // Defaults for Options.
@@ -62,6 +63,12 @@ type SignerFiles struct {
 type Options struct {
 	// Signers the controller issues certificates for.
 	Signers []SignerFiles
+	// InsecureKeys reads CA keys whatever their owner, mode and links.
+	// Otherwise a key may be a link only inside its directory, as in a
+	// Secret volume (ca.key -> ..data/ca.key), owned by the user or root,
+	// and closed to others (a Secret's defaultMode 0400, or 0440 with an
+	// fsGroup).
+	InsecureKeys bool
 	// MaxDuration caps every certificate (and is the approver's limit on
 	// spec.expirationSeconds).
 	MaxDuration time.Duration
@@ -121,7 +128,8 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 			return fmt.Errorf("signer %s configured twice", sf.Name)
 		}
 		name := sf.Name
-		ca, err := LoadCAFiles(sf.CertFile, sf.KeyFile, log.With("signer", name), func(err error) {
+		keys := store.KeyPolicy{SecretVolume: true, Insecure: opts.InsecureKeys}
+		ca, err := LoadCAFiles(sf.CertFile, sf.KeyFile, keys, log.With("signer", name), func(err error) {
 			result := "ok"
 			if err != nil {
 				result = "error"

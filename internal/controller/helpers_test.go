@@ -24,6 +24,7 @@ import (
 
 	"kubepki.dev/kubepki/internal/csr"
 	"kubepki.dev/kubepki/internal/pki"
+	"kubepki.dev/kubepki/internal/store"
 )
 
 // writeCA writes a new CA pair into dir and returns the paths and the CA.
@@ -150,7 +151,7 @@ func testReconciler(t *testing.T, c client.Client, signers ...string) (*Reconcil
 	certFile, keyFile, ca := writeCA(t, t.TempDir(), "ca", 24*time.Hour)
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	files, err := LoadCAFiles(certFile, keyFile, log, nil)
+	files, err := LoadCAFiles(certFile, keyFile, store.KeyPolicy{SecretVolume: true}, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

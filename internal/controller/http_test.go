@@ -8,11 +8,13 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"kubepki.dev/kubepki/internal/store"
 )
 
 func TestHTTPHandler(t *testing.T) {
 	certFile, keyFile, _ := writeCA(t, t.TempDir(), "ca", time.Hour)
-	files, err := LoadCAFiles(certFile, keyFile, nil, nil)
+	files, err := LoadCAFiles(certFile, keyFile, store.KeyPolicy{SecretVolume: true}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -98,7 +97,7 @@ func Install(plan *catalog.Plan, st store.Store, csrDir, signedDir string, now t
 	keys := store.Store{Dir: csrDir}
 	for _, c := range plan.Leaves() {
 		stem := csrStem(plan, c)
-		keyPEM, err := os.ReadFile(keys.KeyPath(stem))
+		keyPEM, err := store.ReadKeyFile(keys.KeyPath(stem), st.Keys)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}

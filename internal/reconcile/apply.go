@@ -48,7 +48,14 @@ type Options struct {
 // the plan, reuses existing CAs (and existing keys whose certificate is
 // missing), and leaves everything else as it is. Keys are generated in
 // parallel. Results are in Examine's order.
+//
+// A key (or certificate) st's KeyPolicy refuses — a symbolic link, another
+// owner's, a mode open to others — stops Apply before it writes anything;
+// run Tighten first to fix the modes.
 func Apply(ctx context.Context, plan *catalog.Plan, st store.Store, now time.Time, opts Options) ([]Result, error) {
+	if err := refuseUnsafe(plan, st); err != nil {
+		return nil, err
+	}
 	statuses := Examine(plan, st, now)
 	results := make([]Result, len(statuses))
 	for i, s := range statuses {

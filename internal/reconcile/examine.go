@@ -35,6 +35,8 @@ const (
 	Expired State = "expired"
 	// Invalid: unreadable, key mismatch, missing key, or not signed by its CA.
 	Invalid State = "invalid"
+	// Unsafe: a file's mode, owner or type (see Permissions).
+	Unsafe State = "unsafe"
 )
 
 // Kind is the kind of a plan item.
@@ -46,6 +48,8 @@ const (
 	KindCert       Kind = "cert"
 	KindKeyPair    Kind = "keypair"
 	KindKubeconfig Kind = "kubeconfig"
+	// KindPermissions: the mode, owner or type of a file or directory.
+	KindPermissions Kind = "permissions"
 )
 
 // Status is the state of one item of the plan.
@@ -73,7 +77,12 @@ func (s *Status) bad(state State, format string, args ...any) {
 // Examine reads the directory and reports every item of the plan in order:
 // certificates with files, key pairs, then kubeconfigs (which include the
 // certificates embedded only in them).
+//
+// It reads every key whatever its mode, owner or links, to check what it
+// can: Examine only audits, and Permissions reports what is unsafe. What
+// signs with a key reads it through st's KeyPolicy.
 func Examine(plan *catalog.Plan, st store.Store, now time.Time) []Status {
+	st.Keys = store.KeyPolicy{Insecure: true}
 	cas := map[string]*x509.Certificate{}
 	var out []Status
 	for _, c := range plan.Certs {

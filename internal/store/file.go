@@ -74,6 +74,32 @@ func write(path string, data []byte, mode os.FileMode, replace bool) error {
 	return syncDir(dir)
 }
 
+// replaceSymlink makes path a symbolic link to target, atomically.
+func replaceSymlink(path, target string) error {
+	dir := filepath.Dir(path)
+	if err := MkdirAll(dir); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmpName := tmp.Name()
+	tmp.Close()
+	// The name is reserved; put the link in its place, then rename.
+	if err := os.Remove(tmpName); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Symlink(target, tmpName); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmpName, path); err != nil {
+		os.Remove(tmpName)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return syncDir(dir)
+}
+
 // MkdirAll creates dir and missing parents with mode 0700: PKI directories
 // hold private keys.
 func MkdirAll(dir string) error {

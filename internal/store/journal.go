@@ -263,25 +263,14 @@ func (s Store) backupName(path string) (string, error) {
 	return rel, nil
 }
 
-// copyForBackup copies a regular file with its mode; it reports false when
-// there is no file. A symbolic link is refused: kubepki replaces files, and
-// copying what a link points to is not a backup of the link.
+// copyForBackup copies src into the backup as backupFile does; it reports
+// false when there is no file.
 func copyForBackup(src, dst string) (bool, error) {
-	fi, err := os.Lstat(src)
+	err := backupFile(src, dst)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("backup %s: %w", src, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return false, fmt.Errorf("backup %s: not a regular file (%s); kubepki does not replace it", src, fi.Mode().Type())
-	}
-	data, err := os.ReadFile(src)
-	if err != nil {
-		return false, fmt.Errorf("backup %s: %w", src, err)
-	}
-	if err := Replace(dst, data, fi.Mode().Perm()); err != nil {
 		return false, fmt.Errorf("backup %s: %w", src, err)
 	}
 	return true, nil

@@ -204,16 +204,7 @@ func rollBack(dir string, j *journal) error {
 				}
 			}
 		} else {
-			src := filepath.Join(dir, e.Backup)
-			fi, err := os.Stat(src)
-			if err != nil {
-				return fmt.Errorf("restore %s: %w", e.Path, err)
-			}
-			data, err := os.ReadFile(src)
-			if err != nil {
-				return fmt.Errorf("restore %s: %w", e.Path, err)
-			}
-			if err := Replace(e.Path, data, fi.Mode().Perm()); err != nil {
+			if err := backupFile(filepath.Join(dir, e.Backup), e.Path); err != nil {
 				return fmt.Errorf("restore %s: %w", e.Path, err)
 			}
 		}

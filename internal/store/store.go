@@ -5,10 +5,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"time"
+	"syscall"
 
 	"kubepki.dev/kubepki/internal/pki"
 )
@@ -20,6 +21,9 @@ type Store struct {
 	// KubeconfigDir holds the kubeconfigs: Dir itself in the hard-way
 	// layout, its parent (/etc/kubernetes) in kubeadm's.
 	KubeconfigDir string
+	// Keys says which key files ReadKey and ReadCA accept, and whether
+	// certificates may be read through symbolic links.
+	Keys KeyPolicy
 }
 
 // KubeconfigPath is the path of a kubeconfig file name.
@@ -50,7 +54,7 @@ func Exists(path string) bool {
 // error satisfying errors.Is(err, fs.ErrNotExist).
 func (s Store) ReadCert(stem string) (*x509.Certificate, error) {
 	path := s.CertPath(stem)
-	data, err := os.ReadFile(path)
+	data, err := s.read(path, false)
 	if err != nil {
 		return nil, err
 	}
@@ -61,10 +65,11 @@ func (s Store) ReadCert(stem string) (*x509.Certificate, error) {
 	return c, nil
 }
 
-// ReadKey reads stem.key.
+// ReadKey reads stem.key, if s.Keys allows: a refusal is an
+// *UnsafeFileError.
 func (s Store) ReadKey(stem string) (crypto.Signer, error) {
 	path := s.KeyPath(stem)
-	data, err := os.ReadFile(path)
+	data, err := s.read(path, true)
 	if err != nil {
 		return nil, err
 	}
@@ -95,6 +100,17 @@ func (s Store) ReadCA(stem string) (*pki.CA, error) {
 	return &pki.CA{Cert: cert, Key: key}, nil
 }
 
+// read reads a file of the directory as s.Keys allows, marking a refusal
+// as one of a managed file.
+func (s Store) read(path string, secret bool) ([]byte, error) {
+	data, err := readFile(path, s.Keys, secret)
+	var unsafe *UnsafeFileError
+	if errors.As(err, &unsafe) {
+		unsafe.Managed = true
+	}
+	return data, err
+}
+
 // CreateKey writes a new private key, 0600, refusing to overwrite.
 func (s Store) CreateKey(stem string, key crypto.Signer) error {
 	data, err := pki.EncodeKey(key)
@@ -118,47 +134,40 @@ func (s Store) CreatePublicKey(stem string, pub crypto.PublicKey) error {
 	return Create(s.PubPath(stem), data, CertMode)
 }
 
-// Backup copies the files that exist among paths into
-// Dir/.backup/<timestamp>/, keeping their relative paths and modes, and
-// returns the backup directory ("" if nothing was copied).
-func (s Store) Backup(now time.Time, paths ...string) (string, error) {
-	dir := filepath.Join(s.Dir, ".backup", now.UTC().Format("20060102T150405Z"))
-	// Two backups in one second must not share a directory.
-	for i := 2; Exists(dir); i++ {
-		dir = filepath.Join(s.Dir, ".backup", fmt.Sprintf("%s.%d", now.UTC().Format("20060102T150405Z"), i))
-	}
-	copied := false
-	for _, p := range paths {
-		data, err := os.ReadFile(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
+// backupFile copies a regular file with its mode, or a symbolic link as a
+// link (never the bytes it points to), to dst: into a backup, and back
+// from it on a rollback.
+func backupFile(src, dst string) error {
+	f, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		target, err := os.Readlink(src)
 		if err != nil {
-			return "", fmt.Errorf("backup %s: %w", p, err)
+			return err
 		}
-		fi, err := os.Stat(p)
-		if err != nil {
-			return "", fmt.Errorf("backup %s: %w", p, err)
-		}
-		rel, err := filepath.Rel(s.Dir, p)
-		if err != nil || rel == ".." || filepath.IsAbs(rel) || len(rel) > 1 && rel[:2] == ".." {
-			rel = filepath.Base(p)
-		}
-		if err := Replace(filepath.Join(dir, rel), data, fi.Mode().Perm()); err != nil {
-			return "", fmt.Errorf("backup %s: %w", p, err)
-		}
-		copied = true
+		return replaceSymlink(dst, target)
 	}
-	if !copied {
-		return "", nil
+	if err != nil {
+		return err
 	}
-	return dir, nil
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return err
+	}
+	return Replace(dst, data, fi.Mode().Perm())
 }
 
 // ReadPublicKey reads stem.pub.
 func (s Store) ReadPublicKey(stem string) (crypto.PublicKey, error) {
 	path := s.PubPath(stem)
-	data, err := os.ReadFile(path)
+	data, err := s.read(path, false)
 	if err != nil {
 		return nil, err
 	}

@@ -223,7 +223,11 @@ func TestReadCA(t *testing.T) {
 	}
 }
 
-func TestBackup(t *testing.T) {
+// TestCommitBackup: a commit copies every file it replaces into
+// Dir/.backup/<UTC timestamp>/ with its mode and relative path (base name
+// for a file outside Dir), and a second commit in the same second gets a
+// directory of its own.
+func TestCommitBackup(t *testing.T) {
 	dir := t.TempDir()
 	st := Store{Dir: filepath.Join(dir, "pki")}
 	files := map[string]struct {
@@ -254,70 +258,43 @@ func TestBackup(t *testing.T) {
 
 	// A time zone other than UTC: the directory name is UTC.
 	when := time.Date(2026, time.January, 2, 4, 4, 5, 999, time.FixedZone("CET", 3600))
-	var paths []string
+	tx := st.NewTransaction()
 	for rel := range files {
-		paths = append(paths, filepath.Join(st.Dir, rel))
+		if err := tx.Stage(filepath.Join(st.Dir, rel), []byte("new "+rel), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
-	paths = append(paths, filepath.Join(st.Dir, "missing.crt"), outside)
-	got, err := st.Backup(when, paths...)
+	for _, p := range []string{filepath.Join(st.Dir, "missing.crt"), outside} {
+		if err := tx.Stage(p, []byte("new"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := tx.Commit(when)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := filepath.Join(st.Dir, ".backup", "20260102T030405Z")
 	if got != want {
-		t.Fatalf("Backup returned %q, want %q", got, want)
+		t.Fatalf("Commit returned %q, want %q", got, want)
 	}
 	for rel, f := range files {
 		assertFile(t, filepath.Join(want, rel), f.data, f.mode)
-		// The originals are untouched.
-		assertFile(t, filepath.Join(st.Dir, rel), f.data, f.mode)
+		assertFile(t, filepath.Join(st.Dir, rel), []byte("new "+rel), 0o600)
 	}
 	assertFile(t, filepath.Join(want, "outside.conf"), []byte("outside"), 0o600)
 	assertDirMode(t, filepath.Join(st.Dir, ".backup"), KeyDirMode)
 	assertDirMode(t, want, KeyDirMode)
-	assertTree(t, want, "ca.crt", "ca.key", "etcd/", "etcd/server.key", "odd.pub", "outside.conf")
+	assertTree(t, want, "ca.crt", "ca.key", "etcd/", "etcd/server.key", JournalFile, "odd.pub", "outside.conf")
 
-	// Backing up again in the same second keeps the first backup: the
-	// second gets a directory of its own.
-	before, err := os.ReadFile(filepath.Join(want, "ca.crt"))
-	if err != nil {
+	// Committing again in the same second keeps the first backup.
+	tx = st.NewTransaction()
+	if err := tx.Stage(filepath.Join(st.Dir, "ca.crt"), []byte("ca cert v3"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(st.Dir, "ca.crt"), []byte("ca cert v2"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	got, err = st.Backup(when, filepath.Join(st.Dir, "ca.crt"))
+	got, err = tx.Commit(when)
 	if err != nil || got != want+".2" {
-		t.Fatalf("second Backup = %q, %v; want %s.2", got, err, want)
+		t.Fatalf("second Commit = %q, %v; want %s.2", got, err, want)
 	}
-	assertFile(t, filepath.Join(got, "ca.crt"), []byte("ca cert v2"), 0o644)
-	assertFile(t, filepath.Join(want, "ca.crt"), before, 0o644)
-}
-
-func TestBackupNothing(t *testing.T) {
-	st := Store{Dir: t.TempDir()}
-	for _, paths := range [][]string{nil, {st.CertPath("a"), st.KeyPath("a"), filepath.Join(st.Dir, "x", "y.crt")}} {
-		got, err := st.Backup(testNow, paths...)
-		if err != nil || got != "" {
-			t.Errorf("Backup(%q) = %q, %v; want \"\", nil", paths, got, err)
-		}
-	}
-	if Exists(filepath.Join(st.Dir, ".backup")) {
-		t.Error("Backup of nothing created .backup")
-	}
-	assertTree(t, st.Dir)
-}
-
-func TestBackupUnreadable(t *testing.T) {
-	if os.Geteuid() == 0 {
-		t.Skip("root reads any file")
-	}
-	st := Store{Dir: t.TempDir()}
-	p := st.KeyPath("ca")
-	if err := os.WriteFile(p, []byte("k"), 0o000); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := st.Backup(testNow, p); err == nil {
-		t.Errorf("Backup of an unreadable file = %q, want error", got)
-	}
+	assertFile(t, filepath.Join(got, "ca.crt"), []byte("new ca.crt"), 0o600)
+	assertFile(t, filepath.Join(want, "ca.crt"), files["ca.crt"].data, 0o644)
 }
