@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"kubepki.dev/kubepki/internal/pki"
 )
 
@@ -366,6 +368,31 @@ func TestCAFilesNeverMismatched(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 	t.Logf("CAs used: %v", seen)
+}
+
+// TestCAFilesMetrics: the reload callback the controller uses counts each
+// change once and sets kubepki_ca_stale while the files are broken.
+func TestCAFilesMetrics(t *testing.T) {
+	const signer = "kubepki.dev/test"
+	certFile, keyFile, _ := writeCA(t, t.TempDir(), "ca", time.Hour)
+	m := NewMetrics()
+	files, err := LoadCAFiles(certFile, keyFile, nil, m.caReloaded(signer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := func() float64 { return testutil.ToFloat64(m.caStale.WithLabelValues(signer)) }
+	replaceFile(t, certFile, []byte("garbage"))
+	for range 20 {
+		files.Current()
+	}
+	if stale() != 1 || testutil.ToFloat64(m.caReloads.WithLabelValues(signer, "error")) != 1 {
+		t.Errorf("broken: stale %v, errors %v; want 1 and 1", stale(), testutil.ToFloat64(m.caReloads.WithLabelValues(signer, "error")))
+	}
+	writeCA(t, filepath.Dir(certFile), "ca", time.Hour)
+	files.Current()
+	if stale() != 0 || testutil.ToFloat64(m.caReloads.WithLabelValues(signer, "ok")) != 1 {
+		t.Errorf("fixed: stale %v, ok %v; want 0 and 1", stale(), testutil.ToFloat64(m.caReloads.WithLabelValues(signer, "ok")))
+	}
 }
 
 func TestLoadCAFilesRefuses(t *testing.T) {

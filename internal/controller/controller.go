@@ -122,14 +122,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 			return fmt.Errorf("signer %s configured twice", sf.Name)
 		}
 		name := sf.Name
-		ca, err := LoadCAFiles(sf.CertFile, sf.KeyFile, log.With("signer", name), func(err error) {
-			result, stale := "ok", 0.0
-			if err != nil {
-				result, stale = "error", 1
-			}
-			metrics.caReloads.WithLabelValues(name, result).Inc()
-			metrics.caStale.WithLabelValues(name).Set(stale)
-		})
+		ca, err := LoadCAFiles(sf.CertFile, sf.KeyFile, log.With("signer", name), metrics.caReloaded(name))
 		if err != nil {
 			return fmt.Errorf("signer %s: %w", name, err)
 		}

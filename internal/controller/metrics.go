@@ -95,3 +95,16 @@ func (m *Metrics) Totals() map[string]float64 {
 	}
 	return out
 }
+
+// caReloaded returns the CAFiles reload callback of a signer: it counts the
+// reload by result and sets kubepki_ca_stale.
+func (m *Metrics) caReloaded(signer string) func(error) {
+	return func(err error) {
+		result, stale := "ok", 0.0
+		if err != nil {
+			result, stale = "error", 1
+		}
+		m.caReloads.WithLabelValues(signer, result).Inc()
+		m.caStale.WithLabelValues(signer).Set(stale)
+	}
+}
