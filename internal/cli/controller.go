@@ -39,7 +39,10 @@ only). A request that breaks them gets the Failed condition and no certificate.
 spec.expirationSeconds is honoured as kube-controller-manager does: at least
 10 minutes, at most --max-duration, NotBefore back-dated 5 minutes, never past
 the CA. The certificate is always CA:FALSE. The CA files are read again when
-they change on disk.
+they change on disk (a Secret volume's update included); a change that does
+not load (garbage, a truncated file, a key that is not the certificate's) is
+logged once and shown by kubepki_ca_stale and /readyz, and the last good CA
+goes on signing.
 
 Approver (--approve): kubelet serving certificates for exactly the node's own
 names and addresses (status.addresses of its Node), a node renewing its own

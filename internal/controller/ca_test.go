@@ -1,11 +1,18 @@
 package controller
 
 import (
+	"bytes"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"kubepki.dev/kubepki/internal/pki"
 	"kubepki.dev/kubepki/internal/store"
@@ -56,8 +63,336 @@ func TestCAFilesReload(t *testing.T) {
 	if !files.Current().Cert.Equal(second.Cert) {
 		t.Fatal("a missing key dropped the CA")
 	}
-	if reloads != 2 || failures != 1 {
-		t.Errorf("reloads %d (failures %d), want 2 (1)", reloads, failures)
+	if reloads != 3 || failures != 2 {
+		t.Errorf("reloads %d (failures %d), want 3 (2)", reloads, failures)
+	}
+}
+
+// caFixture is a good CA pair, and the bytes of things that are not one.
+type caFixture struct {
+	certPEM, keyPEM []byte
+	ca              *pki.CA
+}
+
+func newCAFixture(t *testing.T, name string) caFixture {
+	t.Helper()
+	certFile, keyFile, ca := writeCA(t, t.TempDir(), name, 24*time.Hour)
+	return caFixture{certPEM: readFile(t, certFile), keyPEM: readFile(t, keyFile), ca: ca}
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestCAFilesKeepLastGood replaces a loaded CA with each kind of garbage an
+// operator or a half-finished write can leave, signs many times, and checks
+// that the controller keeps the last good CA, reports the change once (one
+// log record, one failed reload, Stale), and takes the next good pair.
+func TestCAFilesKeepLastGood(t *testing.T) {
+	good := newCAFixture(t, "good")
+	other := newCAFixture(t, "other")
+	leafKey, err := pki.GenerateKey(pki.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := good.ca.Issue(leafKey.Public(), pki.Profile{Subject: pki.Subject{CommonName: "leaf"}, Usages: []pki.Usage{pki.UsageClientAuth}, Validity: time.Hour}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	leafKeyPEM, _ := pki.EncodeKey(leafKey)
+	expiredKey, _ := pki.GenerateKey(pki.ECDSAP256)
+	expired, err := pki.NewCA(expiredKey, pki.Profile{Subject: pki.Subject{CommonName: "expired"}, Validity: time.Hour}, time.Now().Add(-48*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	expiredKeyPEM, _ := pki.EncodeKey(expiredKey)
+
+	tests := []struct {
+		name      string
+		cert, key []byte // nil: remove the file
+		wantErr   string
+	}{
+		{"certificate not PEM", []byte("garbage\x00\xff not a certificate\n"), good.keyPEM, "certificate"},
+		{"certificate empty", []byte{}, good.keyPEM, "certificate"},
+		{"certificate truncated mid-write", good.certPEM[:len(good.certPEM)/2], good.keyPEM, "certificate"},
+		{"key truncated mid-write", good.certPEM, good.keyPEM[:len(good.keyPEM)/2], "key"},
+		{"key of another CA", good.certPEM, other.keyPEM, "is not the key of"},
+		{"certificate of another CA", other.certPEM, good.keyPEM, "is not the key of"},
+		{"key PEM in the certificate file", good.keyPEM, good.keyPEM, "certificate"},
+		{"not a CA", pki.EncodeCert(leaf), leafKeyPEM, "not a CA certificate"},
+		{"expired CA", pki.EncodeCert(expired.Cert), expiredKeyPEM, "expired"},
+		{"key removed", good.certPEM, nil, "CA key"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			certFile, keyFile := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key")
+			replaceFile(t, certFile, good.certPEM)
+			replaceFile(t, keyFile, good.keyPEM)
+			var logs bytes.Buffer
+			var reloadErrs []error
+			files, err := LoadCAFiles(certFile, keyFile, store.KeyPolicy{SecretVolume: true}, slog.New(slog.NewTextHandler(&logs, nil)), func(err error) { reloadErrs = append(reloadErrs, err) })
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			if tc.key == nil {
+				if err := os.Remove(keyFile); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				replaceFile(t, keyFile, tc.key)
+			}
+			replaceFile(t, certFile, tc.cert)
+			for range 50 { // fifty signatures
+				if ca := files.Current(); !ca.Cert.Equal(good.ca.Cert) || !pki.KeyMatches(ca.Cert.PublicKey, ca.Key) {
+					t.Fatalf("signing with %s, want the last good CA", ca.Cert.Subject)
+				}
+			}
+			stale, since, err := files.Stale()
+			if !stale || err == nil || !strings.Contains(err.Error(), tc.wantErr) || since.IsZero() {
+				t.Errorf("Stale() = %v, %v, %v; want true and an error about %q", stale, since, err, tc.wantErr)
+			}
+			if len(reloadErrs) != 1 || reloadErrs[0] == nil {
+				t.Errorf("onReload told %v, want one error", reloadErrs)
+			}
+			if n := strings.Count(logs.String(), "do not load"); n != 1 {
+				t.Errorf("%d warnings logged for one change, want 1:\n%s", n, logs.String())
+			}
+
+			// A good pair again (a new CA): taken at once.
+			replaceFile(t, keyFile, other.keyPEM)
+			replaceFile(t, certFile, other.certPEM)
+			if ca := files.Current(); !ca.Cert.Equal(other.ca.Cert) {
+				t.Errorf("after a good pair: signing with %s, want %s", ca.Cert.Subject, other.ca.Cert.Subject)
+			}
+			if stale, _, err := files.Stale(); stale {
+				t.Errorf("still stale after a good pair: %v", err)
+			}
+			if len(reloadErrs) != 2 || reloadErrs[1] != nil {
+				t.Errorf("onReload told %v, want an error then nil", reloadErrs)
+			}
+		})
+	}
+}
+
+// TestCAFilesRepeatedGarbage: each new broken version is its own change and
+// reported once; a file that comes back unchanged clears the error without
+// a reload.
+func TestCAFilesRepeatedGarbage(t *testing.T) {
+	good := newCAFixture(t, "good")
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key")
+	replaceFile(t, certFile, good.certPEM)
+	replaceFile(t, keyFile, good.keyPEM)
+	var logs bytes.Buffer
+	var errs, oks int
+	files, err := LoadCAFiles(certFile, keyFile, store.KeyPolicy{SecretVolume: true}, slog.New(slog.NewTextHandler(&logs, nil)), func(err error) {
+		if err != nil {
+			errs++
+		} else {
+			oks++
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		replaceFile(t, certFile, fmt.Appendf(nil, "garbage %d", i))
+		for range 10 {
+			files.Current()
+		}
+	}
+	if errs != 3 || strings.Count(logs.String(), "do not load") != 3 {
+		t.Errorf("3 broken versions: %d errors reported, log:\n%s", errs, logs.String())
+	}
+
+	// The key file gone and back (a hard link keeps the same inode).
+	replaceFile(t, certFile, good.certPEM)
+	files.Current()
+	link := keyFile + ".saved"
+	if err := os.Link(keyFile, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		files.Current()
+	}
+	if stale, _, _ := files.Stale(); !stale {
+		t.Error("not stale while the key file is missing")
+	}
+	if err := os.Rename(link, keyFile); err != nil {
+		t.Fatal(err)
+	}
+	if stale, _, err := files.Stale(); stale {
+		t.Errorf("stale after the key came back: %v", err)
+	}
+	if errs != 4 || oks != 2 {
+		t.Errorf("errors %d, ok %d; want 4 and 2 (the reload, the key back)", errs, oks)
+	}
+}
+
+// secretVolume lays files out as kubelet does for a Secret volume
+// (k8s.io/kubernetes/pkg/volume/util AtomicWriter): the visible names are
+// symbolic links into ..data, itself a link to a timestamped directory,
+// and an update writes a new directory and swaps ..data with one rename.
+type secretVolume struct {
+	t   *testing.T
+	dir string
+	gen int
+}
+
+func newSecretVolume(t *testing.T, files map[string][]byte) *secretVolume {
+	v := &secretVolume{t: t, dir: t.TempDir()}
+	v.update(files)
+	for name := range files {
+		if err := os.Symlink(filepath.Join("..data", name), filepath.Join(v.dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return v
+}
+
+func (v *secretVolume) path(name string) string { return filepath.Join(v.dir, name) }
+
+func (v *secretVolume) update(files map[string][]byte) {
+	v.t.Helper()
+	v.gen++
+	ts := fmt.Sprintf("..2024_01_02_15_04_05.%09d", v.gen)
+	if err := os.Mkdir(filepath.Join(v.dir, ts), 0o755); err != nil {
+		v.t.Fatal(err)
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(v.dir, ts, name), data, 0o600); err != nil {
+			v.t.Fatal(err)
+		}
+	}
+	tmp := filepath.Join(v.dir, "..data_tmp")
+	if err := os.Symlink(ts, tmp); err != nil {
+		v.t.Fatal(err)
+	}
+	old, _ := os.Readlink(filepath.Join(v.dir, "..data"))
+	if err := os.Rename(tmp, filepath.Join(v.dir, "..data")); err != nil {
+		v.t.Fatal(err)
+	}
+	if old != "" {
+		if err := os.RemoveAll(filepath.Join(v.dir, old)); err != nil {
+			v.t.Fatal(err)
+		}
+	}
+}
+
+// TestCAFilesSecretVolume rotates, breaks and restores a CA mounted from a
+// Secret volume.
+func TestCAFilesSecretVolume(t *testing.T) {
+	first, second := newCAFixture(t, "first"), newCAFixture(t, "second")
+	vol := newSecretVolume(t, map[string][]byte{"tls.crt": first.certPEM, "tls.key": first.keyPEM})
+	files, err := LoadCAFiles(vol.path("tls.crt"), vol.path("tls.key"), store.KeyPolicy{SecretVolume: true}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name      string
+		cert, key []byte
+		want      *pki.CA
+		stale     bool
+	}{
+		{"rotated", second.certPEM, second.keyPEM, second.ca, false},
+		{"garbage certificate", []byte("oops"), second.keyPEM, second.ca, true},
+		{"mismatched pair", first.certPEM, second.keyPEM, second.ca, true},
+		{"restored", first.certPEM, first.keyPEM, first.ca, false},
+	}
+	for _, s := range steps {
+		vol.update(map[string][]byte{"tls.crt": s.cert, "tls.key": s.key})
+		ca := files.Current()
+		if !ca.Cert.Equal(s.want.Cert) {
+			t.Errorf("%s: signing with %s, want %s", s.name, ca.Cert.Subject, s.want.Cert.Subject)
+		}
+		if stale, _, err := files.Stale(); stale != s.stale {
+			t.Errorf("%s: stale %v (%v), want %v", s.name, stale, err, s.stale)
+		}
+	}
+}
+
+// TestCAFilesNeverMismatched signs while another goroutine keeps
+// rewriting the pair in place, file by file, between two CAs, truncating
+// and writing like a careless tool: whatever it catches, the pair in use is
+// always a CA and its own key.
+func TestCAFilesNeverMismatched(t *testing.T) {
+	a, b := newCAFixture(t, "a"), newCAFixture(t, "b")
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key")
+	replaceFile(t, certFile, a.certPEM)
+	replaceFile(t, keyFile, a.keyPEM)
+	files, err := LoadCAFiles(certFile, keyFile, store.KeyPolicy{SecretVolume: true}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; !stop.Load(); i++ {
+			f := []caFixture{a, b}[i%2]
+			// In place, not atomic: O_TRUNC then two writes.
+			for _, w := range []struct {
+				path string
+				data []byte
+			}{{certFile, f.certPEM}, {keyFile, f.keyPEM}} {
+				fh, err := os.OpenFile(w.path, os.O_WRONLY|os.O_TRUNC, 0o600)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				half := len(w.data) / 2
+				_, _ = fh.Write(w.data[:half])
+				_, _ = fh.Write(w.data[half:])
+				fh.Close()
+			}
+		}
+	})
+	seen := map[string]bool{}
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		ca := files.Current()
+		if !ca.Cert.IsCA || !pki.KeyMatches(ca.Cert.PublicKey, ca.Key) {
+			t.Fatalf("signing with a mismatched pair: %s", ca.Cert.Subject)
+		}
+		seen[ca.Cert.Subject.CommonName] = true
+	}
+	stop.Store(true)
+	wg.Wait()
+	t.Logf("CAs used: %v", seen)
+}
+
+// TestCAFilesMetrics: the reload callback the controller uses counts each
+// change once and sets kubepki_ca_stale while the files are broken.
+func TestCAFilesMetrics(t *testing.T) {
+	const signer = "kubepki.dev/test"
+	certFile, keyFile, _ := writeCA(t, t.TempDir(), "ca", time.Hour)
+	m := NewMetrics()
+	files, err := LoadCAFiles(certFile, keyFile, store.KeyPolicy{SecretVolume: true}, nil, m.caReloaded(signer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := func() float64 { return testutil.ToFloat64(m.caStale.WithLabelValues(signer)) }
+	replaceFile(t, certFile, []byte("garbage"))
+	for range 20 {
+		files.Current()
+	}
+	if stale() != 1 || testutil.ToFloat64(m.caReloads.WithLabelValues(signer, "error")) != 1 {
+		t.Errorf("broken: stale %v, errors %v; want 1 and 1", stale(), testutil.ToFloat64(m.caReloads.WithLabelValues(signer, "error")))
+	}
+	writeCA(t, filepath.Dir(certFile), "ca", time.Hour)
+	files.Current()
+	if stale() != 0 || testutil.ToFloat64(m.caReloads.WithLabelValues(signer, "ok")) != 1 {
+		t.Errorf("fixed: stale %v, ok %v; want 0 and 1", stale(), testutil.ToFloat64(m.caReloads.WithLabelValues(signer, "ok")))
 	}
 }
 
@@ -118,7 +453,7 @@ func kubeletSecret(t *testing.T, dir, stamp string, keyMode os.FileMode) *pki.CA
 // of a Secret volume and follows a rotation that swaps ..data, but refuses
 // a key others can read or a link out of the volume; the insecure policy
 // reads them.
-func TestCAFilesSecretVolume(t *testing.T) {
+func TestCAFilesSecretVolumePolicy(t *testing.T) {
 	policy := store.KeyPolicy{SecretVolume: true}
 	dir := t.TempDir()
 	first := kubeletSecret(t, dir, "100000.1", 0o400)

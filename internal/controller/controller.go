@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -129,16 +130,11 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		}
 		name := sf.Name
 		keys := store.KeyPolicy{SecretVolume: true, Insecure: opts.InsecureKeys}
-		ca, err := LoadCAFiles(sf.CertFile, sf.KeyFile, keys, log.With("signer", name), func(err error) {
-			result := "ok"
-			if err != nil {
-				result = "error"
-			}
-			metrics.caReloads.WithLabelValues(name, result).Inc()
-		})
+		ca, err := LoadCAFiles(sf.CertFile, sf.KeyFile, keys, log.With("signer", name), metrics.caReloaded(name))
 		if err != nil {
 			return fmt.Errorf("signer %s: %w", name, err)
 		}
+		metrics.caStale.WithLabelValues(name).Set(0)
 		signers[name] = &Signer{Name: name, CA: ca}
 	}
 
@@ -245,6 +241,9 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if err := mgr.Add(&syncWatcher{cache: mgr.GetCache(), synced: &synced}); err != nil {
 		return err
 	}
+	if err := mgr.Add(&caWatcher{signers: signers, every: caCheckInterval}); err != nil {
+		return err
+	}
 	go func() {
 		select {
 		case <-mgr.Elected():
@@ -295,9 +294,40 @@ func (s *syncWatcher) Start(ctx context.Context) error {
 // NeedLeaderElection is false: standby replicas are ready too.
 func (s *syncWatcher) NeedLeaderElection() bool { return false }
 
+// caCheckInterval is how often the CA files are looked at when no request
+// comes to make the signer look: so that a broken file shows in the log
+// and metrics of an idle controller, and of a standby replica, too.
+const caCheckInterval = 10 * time.Second
+
+// caWatcher looks at every signer's CA files now and then; it runs on every
+// replica.
+type caWatcher struct {
+	signers map[string]*Signer
+	every   time.Duration
+}
+
+// Start checks the files every c.every until ctx is done.
+func (c *caWatcher) Start(ctx context.Context) error {
+	t := time.NewTicker(c.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			for _, s := range c.signers {
+				s.CA.Current()
+			}
+		}
+	}
+}
+
+// NeedLeaderElection is false: standby replicas report a broken CA file too.
+func (c *caWatcher) NeedLeaderElection() bool { return false }
+
 // httpHandler serves the metrics (ours and controller-runtime's global
-// registry), liveness and readiness: ready once the cache has synced and
-// every CA is loaded.
+// registry), liveness and readiness: ready once the cache has synced (every
+// CA loaded at start, or Run would have failed).
 func httpHandler(m *Metrics, synced *atomic.Bool, signers map[string]*Signer) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(prometheus.Gatherers{m.Registry, crmetrics.Registry}, promhttp.HandlerOpts{}))
@@ -309,13 +339,24 @@ func httpHandler(m *Metrics, synced *atomic.Bool, signers map[string]*Signer) ht
 			http.Error(w, "informer cache not synced", http.StatusServiceUnavailable)
 			return
 		}
-		for _, s := range signers {
-			if ca := s.CA.Current(); ca == nil {
-				http.Error(w, "no CA for "+s.Name, http.StatusServiceUnavailable)
-				return
+		// A CA file that no longer loads leaves the replica ready: it
+		// signs with the CA it loaded before. Restarting it would not
+		// help (a restarted replica could not even start), so it stays
+		// in service and the body and kubepki_ca_stale say what is wrong.
+		names := make([]string, 0, len(signers))
+		for n := range signers {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		var b strings.Builder
+		b.WriteString("ok\n")
+		for _, n := range names {
+			if stale, since, err := signers[n].CA.Stale(); stale {
+				fmt.Fprintf(&b, "warning: signer %s: CA files do not load since %s (%v); signing with the CA loaded before\n",
+					n, since.UTC().Format(time.RFC3339), err)
 			}
 		}
-		_, _ = w.Write([]byte("ok\n"))
+		_, _ = w.Write([]byte(b.String()))
 	})
 	return mux
 }

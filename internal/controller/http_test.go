@@ -53,6 +53,17 @@ func TestHTTPHandler(t *testing.T) {
 	if code, _ := get("/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz after: %d", code)
 	}
+	if _, body := get("/readyz"); body != "ok\n" {
+		t.Errorf("/readyz body %q, want ok", body)
+	}
+	// A CA file that breaks: still ready (the last good CA signs), with
+	// the reason in the body.
+	replaceFile(t, certFile, []byte("not a certificate"))
+	code, body = get("/readyz")
+	if code != http.StatusOK || !strings.Contains(body, "warning: signer kubernetes.io/kube-apiserver-client: CA files do not load since ") ||
+		!strings.Contains(body, "signing with the CA loaded before") {
+		t.Errorf("/readyz with a broken CA file: %d %q, want 200 with a warning", code, body)
+	}
 	if got := m.Totals()[metricSigned]; got != 3 {
 		t.Errorf("Totals signed = %v", got)
 	}

@@ -17,6 +17,7 @@ type Metrics struct {
 	denied         *prometheus.CounterVec
 	conflicts      *prometheus.CounterVec
 	caReloads      *prometheus.CounterVec
+	caStale        *prometheus.GaugeVec
 	signingSeconds *prometheus.HistogramVec
 	issueDelay     *prometheus.HistogramVec
 	leader         prometheus.Gauge
@@ -50,8 +51,11 @@ func NewMetrics() *Metrics {
 			Name: "kubepki_csr_update_conflicts_total", Help: "Status or approval updates refused with a conflict (someone else wrote first).",
 		}, []string{"signer"}),
 		caReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kubepki_ca_reloads_total", Help: "CA reloads after a file changed, by signer and result (ok, error).",
+			Name: "kubepki_ca_reloads_total", Help: "CA reloads after a file changed, by signer and result (ok, error): one per change on disk.",
 		}, []string{"signer", "result"}),
+		caStale: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kubepki_ca_stale", Help: "1 while a signer's CA files on disk do not load (see the log) and it signs with the CA it loaded before, else 0.",
+		}, []string{"signer"}),
 		signingSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "kubepki_csr_signing_duration_seconds",
 			Help:    "Time to issue one certificate: parse, check, sign and the status update.",
@@ -68,7 +72,7 @@ func NewMetrics() *Metrics {
 	}
 	// No Go runtime or process collectors here: controller-runtime's
 	// global registry, served alongside, has them already.
-	m.Registry.MustRegister(m.signed, m.failed, m.approved, m.denied, m.conflicts, m.caReloads,
+	m.Registry.MustRegister(m.signed, m.failed, m.approved, m.denied, m.conflicts, m.caReloads, m.caStale,
 		m.signingSeconds, m.issueDelay, m.leader)
 	return m
 }
@@ -90,4 +94,17 @@ func (m *Metrics) Totals() map[string]float64 {
 		}
 	}
 	return out
+}
+
+// caReloaded returns the CAFiles reload callback of a signer: it counts the
+// reload by result and sets kubepki_ca_stale.
+func (m *Metrics) caReloaded(signer string) func(error) {
+	return func(err error) {
+		result, stale := "ok", 0.0
+		if err != nil {
+			result, stale = "error", 1
+		}
+		m.caReloads.WithLabelValues(signer, result).Inc()
+		m.caStale.WithLabelValues(signer).Set(stale)
+	}
 }

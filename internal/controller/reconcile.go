@@ -182,9 +182,16 @@ func (r *Reconciler) approve(ctx context.Context, c *certv1.CertificateSigningRe
 }
 
 // sign issues the certificate and writes it with the resourceVersion it
-// read. The API server accepts exactly one such write; on a conflict the
-// object is re-read from the API server and the same certificate written
-// again only if the request still needs one, so a CSR never gets two.
+// read. The API server accepts exactly one such write (and refuses any
+// later change of status.certificate); on a conflict the object is re-read
+// from the API server and the same certificate written again only if the
+// request still needs one, so a CSR never gets two.
+//
+// A write that fails otherwise (a timeout, the API server restarting) may
+// or may not have been applied. The outcome is read back, retrying until
+// the API server answers, and the same certificate is written again if it
+// did not land: the request is finished by this reconcile with the one
+// certificate it signed, and counted and logged as issued exactly once.
 func (r *Reconciler) sign(ctx context.Context, c *certv1.CertificateSigningRequest, s *Signer) error {
 	start := time.Now()
 	log := r.Log.With("csr", c.Name, "signer", s.Name, "requester", c.Spec.Username)
@@ -212,8 +219,7 @@ func (r *Reconciler) sign(ctx context.Context, c *certv1.CertificateSigningReque
 		if err == nil {
 			break
 		}
-		conflict := apierrors.IsConflict(err)
-		if conflict {
+		if apierrors.IsConflict(err) {
 			r.Metrics.conflicts.WithLabelValues(s.Name).Inc()
 		}
 		if attempt == maxWriteAttempts {
@@ -221,22 +227,22 @@ func (r *Reconciler) sign(ctx context.Context, c *certv1.CertificateSigningReque
 		}
 		// Conflict or not, read what the API server holds now: a
 		// timeout may hide a write that was applied.
-		fresh := &certv1.CertificateSigningRequest{}
-		if gerr := r.Live.Get(wctx, client.ObjectKeyFromObject(c), fresh); gerr != nil {
-			if apierrors.IsNotFound(gerr) {
-				return nil
-			}
-			return fmt.Errorf("write certificate of %s: %w (and re-read: %w)", c.Name, err, gerr)
+		fresh, gerr := r.readBack(wctx, c)
+		if apierrors.IsNotFound(gerr) {
+			return nil
+		}
+		if gerr != nil {
+			return fmt.Errorf("write certificate of %s: %w (and read back: %w)", c.Name, err, gerr)
 		}
 		if fresh.UID == c.UID && bytes.Equal(fresh.Status.Certificate, certPEM) {
 			break // ours landed after all
 		}
-		if !conflict {
-			return fmt.Errorf("write certificate of %s: %w", c.Name, err)
-		}
 		if !csr.NeedsSigning(fresh) || fresh.UID != c.UID {
-			log.Info("conflict: another writer finished the request first; certificate discarded", "state", csr.State(fresh), "serial", serialHex(cert))
+			log.Info("another writer finished the request first; certificate discarded", "state", csr.State(fresh), "serial", serialHex(cert))
 			return nil
+		}
+		if !apierrors.IsConflict(err) {
+			log.Debug("certificate not written; writing it again", "attempt", attempt, "err", err)
 		}
 		c = fresh
 	}
@@ -290,6 +296,36 @@ func (r *Reconciler) fail(ctx context.Context, c *certv1.CertificateSigningReque
 	log.Info("failed", "reason", reason, "message", message)
 	r.event(c, corev1.EventTypeWarning, "SigningFailed", "Sign", reason+": "+message)
 	return nil
+}
+
+// readBackWait is the first pause between reads in readBack; it doubles
+// up to readBackMaxWait.
+const (
+	readBackWait    = 100 * time.Millisecond
+	readBackMaxWait = 2 * time.Second
+)
+
+// readBack reads a CSR from the API server, retrying while the API server
+// does not answer (it may be restarting) until ctx is done. Not found is
+// returned at once.
+func (r *Reconciler) readBack(ctx context.Context, c *certv1.CertificateSigningRequest) (*certv1.CertificateSigningRequest, error) {
+	wait := readBackWait
+	for {
+		fresh := &certv1.CertificateSigningRequest{}
+		err := r.Live.Get(ctx, client.ObjectKeyFromObject(c), fresh)
+		if err == nil {
+			return fresh, nil
+		}
+		if apierrors.IsNotFound(err) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, readBackMaxWait)
+	}
 }
 
 func (r *Reconciler) event(obj runtime.Object, eventType, reason, action, note string) {

@@ -6,6 +6,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/base64"
+	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -359,5 +360,84 @@ func TestReconcileLostAnswer(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(r.Metrics.signed.WithLabelValues(clientSigner)); n != 1 {
 		t.Errorf("signed metric = %v, want 1", n)
+	}
+}
+
+// flakyReader fails its first n reads, like an API server that is
+// restarting, then reads from the client.
+type flakyReader struct {
+	client.Reader
+	n     atomic.Int32
+	calls atomic.Int32
+}
+
+func (f *flakyReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if f.calls.Add(1) <= f.n.Load() {
+		return errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")
+	}
+	return f.Reader.Get(ctx, key, obj, opts...)
+}
+
+// TestReconcileAPIServerDown: the certificate write fails while the API
+// server restarts, either before it was applied or after (the answer lost),
+// and reading it back fails a few times too. The reconcile waits for the API
+// server, writes the same certificate once more only if it did not land,
+// and counts it issued exactly once.
+func TestReconcileAPIServerDown(t *testing.T) {
+	for _, applied := range []bool{false, true} {
+		name := map[bool]string{false: "write refused", true: "answer lost"}[applied]
+		t.Run(name, func(t *testing.T) {
+			obj := approved(newCSR(t, "c", clientSigner, "admin", nil, request{cn: "jane"}, clientUsages...))
+			var writes []string
+			c := fakeClient(t, &interceptor.Funcs{
+				SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, o client.Object, opts ...client.SubResourceUpdateOption) error {
+					writes = append(writes, string(o.(*certv1.CertificateSigningRequest).Status.Certificate))
+					if len(writes) == 1 {
+						if applied {
+							if err := c.SubResource(sub).Update(ctx, o, opts...); err != nil {
+								return err
+							}
+						}
+						return apierrors.NewServiceUnavailable("the server is shutting down")
+					}
+					return c.SubResource(sub).Update(ctx, o, opts...)
+				},
+			}, obj)
+			r, ca, logs := testReconciler(t, c, clientSigner)
+			live := &flakyReader{Reader: c}
+			live.n.Store(3)
+			r.Live = live
+			if err := reconcileOne(t, r, "c"); err != nil {
+				t.Fatal(err)
+			}
+			wantWrites := map[bool]int{false: 2, true: 1}[applied]
+			if len(writes) != wantWrites || writes[len(writes)-1] != writes[0] {
+				t.Fatalf("%d writes (all the same certificate: %v), want %d", len(writes), writes[len(writes)-1] == writes[0], wantWrites)
+			}
+			got := get(t, c, "c")
+			if string(got.Status.Certificate) != writes[0] {
+				t.Error("stored certificate is not the one signed")
+			}
+			cert, err := pki.ParseCert(got.Status.Certificate)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cert.CheckSignatureFrom(ca.Cert); err != nil {
+				t.Error(err)
+			}
+			if live.calls.Load() != 4 {
+				t.Errorf("%d reads back, want 3 refused and 1 answered", live.calls.Load())
+			}
+			if n := testutil.ToFloat64(r.Metrics.signed.WithLabelValues(clientSigner)); n != 1 {
+				t.Errorf("signed metric = %v, want 1", n)
+			}
+			if n := strings.Count(logs.String(), `"msg":"issued"`); n != 1 {
+				t.Errorf("%d issued records, want 1", n)
+			}
+			// The next event for the object (the cache catching up) finds it done.
+			if err := reconcileOne(t, r, "c"); err != nil || len(writes) != wantWrites {
+				t.Errorf("second reconcile: %v, %d writes", err, len(writes))
+			}
+		})
 	}
 }

@@ -128,3 +128,29 @@ func StartAPIServer(t testing.TB, bins Binaries, cfg APIServerConfig, readyTLS *
 	WaitReady(t, "https://127.0.0.1:"+strconv.Itoa(cfg.Port)+"/readyz", readyTLS, p)
 	return p
 }
+
+// RestartAPIServer stops kube-apiserver p (SIGTERM, as a supervisor would)
+// and starts it again with the same flags — same port, same etcd, so every
+// object is still there and clients reconnect to the same address — then
+// waits until /readyz answers 200 using readyTLS. down, if not nil, runs
+// while the server is stopped (to inject a longer outage). It returns the
+// new process.
+func RestartAPIServer(t testing.TB, p *Process, readyTLS *tls.Config, down func()) *Process {
+	t.Helper()
+	port := ""
+	for _, a := range p.args {
+		if v, ok := strings.CutPrefix(a, "--secure-port="); ok {
+			port = v
+		}
+	}
+	if port == "" {
+		t.Fatalf("testenv: restart kube-apiserver: no --secure-port in its flags")
+	}
+	p.Stop()
+	if down != nil {
+		down()
+	}
+	np := p.Restart(t)
+	WaitReady(t, "https://127.0.0.1:"+port+"/readyz", readyTLS, np)
+	return np
+}

@@ -36,6 +36,8 @@ const (
 // log are written with t.Log if the test failed.
 type Process struct {
 	name    string
+	bin     string
+	args    []string
 	logPath string
 	cmd     *exec.Cmd
 	done    chan struct{} // closed once the process has been reaped
@@ -66,7 +68,7 @@ func Start(t testing.TB, name, bin string, args ...string) *Process {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("testenv: start %s: %v", name, err)
 	}
-	p := &Process{name: name, logPath: logPath, cmd: cmd, done: make(chan struct{})}
+	p := &Process{name: name, bin: bin, args: args, logPath: logPath, cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.waitErr = cmd.Wait()
 		close(p.done)
@@ -101,6 +103,54 @@ func (p *Process) Stop() {
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		<-p.done
 	})
+}
+
+// Signal sends sig to the process group (e.g. SIGSTOP to freeze it, SIGCONT
+// to let it go on). It does nothing once the process has been reaped.
+func (p *Process) Signal(sig syscall.Signal) error {
+	if exited, _ := p.exited(); exited {
+		return nil
+	}
+	if err := syscall.Kill(-p.cmd.Process.Pid, sig); err != nil {
+		return fmt.Errorf("signal %s (pid %d): %w", p.name, p.cmd.Process.Pid, err)
+	}
+	return nil
+}
+
+// Kill crashes the process: SIGKILL to its process group, no chance to clean
+// up or say goodbye (a leader keeps its lease, a write in flight is cut). It
+// waits for the process to be reaped. Stop after Kill does nothing.
+func (p *Process) Kill() {
+	p.stopOnce.Do(func() {
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	})
+	<-p.done
+}
+
+// Done is closed once the process has exited and been reaped, whoever
+// stopped it.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Err is the process's exit error (nil for exit status 0); it waits for the
+// process to exit.
+func (p *Process) Err() error {
+	<-p.done
+	return p.waitErr
+}
+
+// Pid is the process id (and process group id).
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Restart stops the process if it is still running (as Stop does) and
+// starts the same command again, with the same name and arguments and a new
+// log; it does not wait for readiness. Servers keep their state where their
+// flags put it: a kube-apiserver comes back on the same port over the same
+// etcd, an etcd with its --data-dir.
+func (p *Process) Restart(t testing.TB) *Process {
+	t.Helper()
+	p.Stop()
+	return Start(t, p.name, p.bin, p.args...)
 }
 
 // LogPath returns the path of the process's combined output.

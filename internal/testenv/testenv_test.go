@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -67,6 +68,10 @@ func TestControlPlane(t *testing.T) {
 	assertGone(t, apiserver)
 	apiserver = StartAPIServer(t, bins, cfg, readyTLS)
 	checkWhoami(t, bins, kubeconfig)
+	// The same through RestartAPIServer.
+	old := apiserver
+	apiserver = RestartAPIServer(t, apiserver, readyTLS, func() { assertGone(t, old) })
+	checkWhoami(t, bins, kubeconfig)
 	if out, err := Kubectl(t, bins, kubeconfig, "get", "namespace", "testenv", "-o", "name"); err != nil {
 		t.Fatal(err)
 	} else if strings.TrimSpace(out) != "namespace/testenv" {
@@ -111,6 +116,50 @@ func assertGone(t *testing.T, p *Process) {
 	}
 	if err := syscall.Kill(-p.cmd.Process.Pid, 0); !errors.Is(err, syscall.ESRCH) {
 		t.Fatalf("%s: process group %d still exists after Stop (kill 0: %v)", p.name, p.cmd.Process.Pid, err)
+	}
+}
+
+// TestProcessKillRestart crashes, signals and restarts a small process
+// group: a shell that ignores SIGTERM, with a child.
+func TestProcessKillRestart(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Start(t, "stubborn", sh, "-c", `trap "" TERM; sleep 300 & wait; echo woke`)
+	p.Kill()
+	// The orphaned sleep is reaped by init a moment after the shell.
+	for i := 0; syscall.Kill(-p.Pid(), 0) == nil; i++ {
+		if i == 100 {
+			t.Fatalf("process group %d still exists after Kill", p.Pid())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var ee *exec.ExitError
+	if err := p.Err(); !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Errorf("after Kill: exit %v, want killed by SIGKILL", err)
+	}
+	p.Stop() // nothing left to stop
+
+	q := p.Restart(t)
+	if q.Pid() == p.Pid() {
+		t.Fatal("Restart reused the process")
+	}
+	select {
+	case <-q.Done():
+		t.Fatalf("restarted process exited: %v", q.Err())
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := q.Signal(syscall.SIGUSR1); err != nil { // the shell's default: exit
+		t.Fatal(err)
+	}
+	select {
+	case <-q.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("SIGUSR1 did not end the process")
+	}
+	if err := q.Signal(syscall.SIGUSR1); err != nil {
+		t.Errorf("Signal after exit: %v", err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -50,6 +51,9 @@ type certAPI struct {
 	caKey   string
 	admin   string // kubeconfig of admin (system:masters)
 	adminCS kubernetes.Interface
+	// apiserver and its readiness probe's TLS, to restart it.
+	apiserver *testenv.Process
+	readyTLS  *tls.Config
 }
 
 // certAPIOption changes the API server's flags.
@@ -107,9 +111,10 @@ func newCertAPI(t testing.TB, opts ...certAPIOption) *certAPI {
 	for _, o := range opts {
 		args = o(args)
 	}
-	apiserver := testenv.Start(t, "kube-apiserver", e.bins.KubeAPIServer, args...)
+	e.apiserver = testenv.Start(t, "kube-apiserver", e.bins.KubeAPIServer, args...)
 	e.server = "https://127.0.0.1:" + strconv.Itoa(port)
-	testenv.WaitReady(t, e.server+"/readyz", testenv.ClientTLS(t, e.caCert, adminCert, adminKey), apiserver)
+	e.readyTLS = testenv.ClientTLS(t, e.caCert, adminCert, adminKey)
+	testenv.WaitReady(t, e.server+"/readyz", e.readyTLS, e.apiserver)
 	e.admin, e.adminCS = e.userKubeconfig("admin", "system:masters")
 	return e
 }
