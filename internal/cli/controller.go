@@ -104,6 +104,9 @@ namespace is the Pod's own in a cluster, else the kubeconfig context's, else
 				return usageError("--service-cluster-ip-range: %v", err)
 			}
 			o.KubeletServing.DNSSuffixes = suffixes
+			if err := o.KubeletServing.Validate(); err != nil {
+				return usageError("--kubelet-serving-ip-ranges/--kubelet-serving-dns-suffixes: %v", err)
+			}
 			if o.DryRun && !o.Approve {
 				return usageError("--dry-run applies to the approver: add --approve")
 			}

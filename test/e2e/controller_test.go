@@ -241,7 +241,7 @@ func (e *certAPI) controllerIdentity() string {
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters["test"] = &clientcmdapi.Cluster{Server: e.server, CertificateAuthorityData: pki.EncodeCert(e.ca.Cert)}
 	cfg.AuthInfos["kubepki-controller"] = &clientcmdapi.AuthInfo{Token: token}
-	cfg.Contexts["sa"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: "kubepki-controller"}
+	cfg.Contexts["sa"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: "kubepki-controller", Namespace: "kubepki-system"}
 	cfg.CurrentContext = "sa"
 	path := e.path("controller-sa.kubeconfig")
 	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
@@ -484,6 +484,7 @@ rules:
 		"--signer=kubepki.dev/etcd-client=" + etcdCert + "," + etcdKey,
 		"--max-duration=24h",
 		"--approve", "--approve-policy=" + policy,
+		"--kubelet-serving-ip-ranges=192.0.2.0/24", "--kubelet-serving-dns-suffixes=cluster.internal",
 		"--lease-duration=4s", "--renew-deadline=3s", "--retry-period=500ms",
 	}
 	serving := []certv1.KeyUsage{"digital signature", "server auth"}
@@ -518,7 +519,7 @@ rules:
 		{"serving-foreign-ip", nodeA, requestOpts{cn: "system:node:node-a", o: []string{"system:nodes"}, dns: []string{"node-a"}, ips: []string{"192.0.2.10", "192.0.2.99"}, usages: serving},
 			"IP SAN 192.0.2.99 is not an address of node node-a"},
 		{"serving-foreign-dns", nodeA, requestOpts{cn: "system:node:node-a", o: []string{"system:nodes"}, dns: []string{"node-a", "kubernetes.default.svc"}, usages: serving},
-			"DNS SAN kubernetes.default.svc is not a name of node node-a"},
+			"DNS SAN kubernetes.default.svc is a name of the API server or a Service"},
 		{"serving-other-requester", jane, requestOpts{cn: "system:node:node-a", o: []string{"system:nodes"}, dns: []string{"node-a"}, usages: serving},
 			`requester "jane" is not a node`},
 		{"serving-client-auth", nodeA, requestOpts{cn: "system:node:node-a", o: []string{"system:nodes"}, dns: []string{"node-a"}, usages: append(slices.Clone(serving), "client auth")},
