@@ -20,11 +20,11 @@ import (
 type policyCase struct {
 	name string
 	// user and groups are the requester; usages and exp go in the spec.
-	user   string
-	groups []string
-	usages []certv1.KeyUsage
-	exp    *int32
-	req    reqSpec
+	user    string
+	groups  []string
+	usages  []certv1.KeyUsage
+	exp     *int32
+	req     reqSpec
 	node    *corev1.Node        // put in ctx when set
 	noNode  bool                // put "looked up, absent" in ctx
 	holders map[string][]string // other Nodes holding SANs, put in ctx when set
