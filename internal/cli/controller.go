@@ -3,6 +3,8 @@ package cli
 import (
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -24,6 +26,8 @@ func newControllerCmd(e *env) *cobra.Command {
 		logFormat, logLevel        string
 		qps                        float32
 		burst                      int
+		servingRanges, suffixes    []string
+		serviceCIDR                string
 	)
 	cmd := &cobra.Command{
 		Use:   "controller --signer NAME=CERT,KEY... [--approve]",
@@ -44,23 +48,39 @@ not load (garbage, a truncated file, a key that is not the certificate's) is
 logged once and shown by kubepki_ca_stale and /readyz, and the last good CA
 goes on signing.
 
-Approver (--approve): kubelet serving certificates for exactly the node's own
-names and addresses (status.addresses of its Node), a node renewing its own
-client certificate, and, with --approve-policy FILE, kube-apiserver client
-certificates the policy allows (system:masters and system:nodes only when it
-names them). Everything else for kubelet-serving is denied, with the reason in
-the condition; other requests are left for a person. --dry-run logs the
-decisions and writes none.
+Approver (--approve): a node renewing its own client certificate; with
+--approve-policy FILE, kube-apiserver client certificates the policy allows
+(system:masters and system:nodes only when it names them); and kubelet serving
+certificates within the bounds the operator declares. A Node's status.addresses
+are written by the kubelet itself, so they are not trusted alone: a serving
+certificate is approved only for DNS names NODE or NODE.SUFFIX
+(--kubelet-serving-dns-suffixes) and IPs inside --kubelet-serving-ip-ranges,
+that the Node reports and no other Node holds; never a wildcard, loopback,
+an address of --service-cluster-ip-range, a Service name under
+svc.--cluster-domain (kubernetes.default.svc...), or the API server's host.
+Without declared IP ranges (flag or the policy's kubeletServing.ipRanges),
+kubelet serving requests are left for a person. Requests the approver judges
+and refuses are denied with the reason in the condition; other requests are
+left for a person. --dry-run logs the decisions and writes none.
 
-Several replicas share a Lease (--leader-elect); only its holder acts.
+Recommended: sign kubelet-serving with a CA of its own that API clients do not
+trust (--signer kubernetes.io/kubelet-serving=kubelet-serving-ca.crt,...) and
+give kube-apiserver --kubelet-certificate-authority=kubelet-serving-ca.crt;
+then a kubelet certificate can never pass for the API server. See README.
+
+Several replicas share a Lease (--leader-elect); only its holder acts. Its
+namespace is the Pod's own in a cluster, else the kubeconfig context's, else
+"default"; a namespace that does not exist is an error at start.
 --http-address serves /metrics (Prometheus), /healthz and /readyz.`,
 		Example: `  kubepki controller --kubeconfig admin.conf \
     --signer kubernetes.io/kube-apiserver-client=pki/ca.crt,pki/ca.key \
-    --signer kubernetes.io/kubelet-serving=pki/ca.crt,pki/ca.key \
+    --signer kubernetes.io/kubelet-serving=pki/kubelet-serving-ca.crt,pki/kubelet-serving-ca.key \
     --signer kubepki.dev/etcd-client=pki/etcd/ca.crt,pki/etcd/ca.key \
-    --approve --approve-policy policy.yaml`,
+    --approve --approve-policy policy.yaml \
+    --kubelet-serving-ip-ranges 192.0.2.0/24 --kubelet-serving-dns-suffixes nodes.example.com`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
 			for _, s := range signers {
 				sf, err := parseSignerFlag(s)
 				if err != nil {
@@ -80,6 +100,16 @@ Several replicas share a Lease (--leader-elect); only its holder acts.
 					return fmt.Errorf("%s: %w", policyFile, err)
 				}
 			}
+			if o.KubeletServing.IPRanges, err = csr.ParsePrefixes(servingRanges); err != nil {
+				return usageError("--kubelet-serving-ip-ranges: %v", err)
+			}
+			if o.KubeletServing.ServiceCIDRs, err = csr.ParsePrefixes(strings.Split(serviceCIDR, ",")); err != nil {
+				return usageError("--service-cluster-ip-range: %v", err)
+			}
+			o.KubeletServing.DNSSuffixes = suffixes
+			if err := o.KubeletServing.Validate(); err != nil {
+				return usageError("--kubelet-serving-ip-ranges/--kubelet-serving-dns-suffixes: %v", err)
+			}
 			if o.DryRun && !o.Approve {
 				return usageError("--dry-run applies to the approver: add --approve")
 			}
@@ -97,10 +127,18 @@ Several replicas share a Lease (--leader-elect); only its holder acts.
 			klog.SetLogger(lr)
 			o.Log, o.Now, o.InsecureKeys = log, e.now, e.insecureKeys
 
-			cfg, err := clientConfig(kubeconfigPath).ClientConfig()
+			cc := clientConfig(kubeconfigPath)
+			cfg, err := cc.ClientConfig()
 			if err != nil {
 				return fmt.Errorf("load kubeconfig: %w", err)
 			}
+			if o.LeaderElectionNamespace == "" {
+				// In a Pod: its own namespace; else the context's, or "default".
+				if o.LeaderElectionNamespace, _, err = cc.Namespace(); err != nil {
+					return fmt.Errorf("load kubeconfig: %w", err)
+				}
+			}
+			apiServerHost(cfg.Host, &o.KubeletServing)
 			cfg.QPS, cfg.Burst = qps, burst
 			cfg.UserAgent = "kubepki-controller"
 			return controller.Run(cmd.Context(), cfg, o)
@@ -117,7 +155,11 @@ Several replicas share a Lease (--leader-elect); only its holder acts.
 	f.Float32Var(&qps, "kube-api-qps", controller.DefaultQPS, "client-side limit on API requests per second (-1: none, API Priority and Fairness alone)")
 	f.IntVar(&burst, "kube-api-burst", controller.DefaultBurst, "client-side burst of API requests")
 	f.BoolVar(&o.LeaderElection, "leader-elect", true, "share a Lease with other replicas; only its holder acts")
-	f.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", controller.DefaultLeaderElectionNamespace, "namespace of the Lease")
+	f.StringSliceVar(&servingRanges, "kubelet-serving-ip-ranges", nil, "CIDRs node addresses come from: kubelet serving certificates are approved only for IPs inside them (none: left for a person)")
+	f.StringSliceVar(&suffixes, "kubelet-serving-dns-suffixes", nil, "DNS suffixes: kubelet serving certificates may name NODE.SUFFIX besides NODE")
+	f.StringVar(&serviceCIDR, "service-cluster-ip-range", csr.DefaultServiceCIDR, "kube-apiserver's --service-cluster-ip-range (comma-separated): never approved in a kubelet serving certificate")
+	f.StringVar(&o.KubeletServing.ClusterDomain, "cluster-domain", csr.DefaultClusterDomain, "cluster DNS domain: names under svc.DOMAIN are never approved in a kubelet serving certificate")
+	f.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the Lease (default: the Pod's namespace in a cluster, else the kubeconfig context's, else default)")
 	f.StringVar(&o.LeaderElectionID, "leader-election-id", controller.DefaultLeaderElectionID, "name of the Lease")
 	f.DurationVar(&o.LeaseDuration, "lease-duration", 15*time.Second, "how long a lease holder that stops renewing keeps the lease")
 	f.DurationVar(&o.RenewDeadline, "renew-deadline", 10*time.Second, "how long the leader retries renewing before it gives up")
@@ -127,6 +169,20 @@ Several replicas share a Lease (--leader-elect); only its holder acts.
 	f.StringVar(&logFormat, "log-format", "json", "log format: json or text")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
+}
+
+// apiServerHost adds the host of the API server URL to the names or
+// addresses a kubelet serving certificate may never hold.
+func apiServerHost(server string, b *csr.ServingBounds) {
+	u, err := url.Parse(server)
+	if err != nil || u.Hostname() == "" {
+		return
+	}
+	if a, err := netip.ParseAddr(u.Hostname()); err == nil {
+		b.APIServerIPs = append(b.APIServerIPs, a.Unmap())
+		return
+	}
+	b.APIServerNames = append(b.APIServerNames, u.Hostname())
 }
 
 // parseSignerFlag reads NAME=CERT,KEY.

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -47,12 +48,11 @@ import (
 
 // Defaults for Options.
 const (
-	DefaultMaxDuration             = 365 * 24 * time.Hour // kube-controller-manager's --cluster-signing-duration
-	DefaultLeaderElectionNamespace = "kubepki-system"
-	DefaultLeaderElectionID        = "kubepki-controller"
-	DefaultWorkers                 = 16
-	DefaultQPS                     = 200
-	DefaultBurst                   = 400
+	DefaultMaxDuration      = 365 * 24 * time.Hour // kube-controller-manager's --cluster-signing-duration
+	DefaultLeaderElectionID = "kubepki-controller"
+	DefaultWorkers          = 16
+	DefaultQPS              = 200
+	DefaultBurst            = 400
 )
 
 // SignerFiles names a signer and its CA files.
@@ -73,15 +73,20 @@ type Options struct {
 	// MaxDuration caps every certificate (and is the approver's limit on
 	// spec.expirationSeconds).
 	MaxDuration time.Duration
-	// Approve turns the approver on: kubelet-serving and kubelet client
-	// renewal always, kube-apiserver-client when ClientPolicy is set.
+	// Approve turns the approver on: kubelet client renewal always,
+	// kubelet-serving once KubeletServing (with ClientPolicy's
+	// kubeletServing section added) declares node IP ranges,
+	// kube-apiserver-client when ClientPolicy is set.
 	Approve      bool
 	ClientPolicy *csr.ApprovalPolicy
+	// KubeletServing bounds what kubelet serving certificates may name.
+	KubeletServing csr.ServingBounds
 	// DryRun makes the approver log its decisions and write nothing.
 	DryRun bool
 	// Workers is the number of CSRs handled at once.
 	Workers int
-	// LeaderElection makes replicas share one Lease; only its holder acts.
+	// LeaderElection makes replicas share one Lease; only its holder
+	// acts. The Lease's namespace must exist (Run checks).
 	LeaderElection          bool
 	LeaderElectionNamespace string
 	LeaderElectionID        string
@@ -117,8 +122,22 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if len(opts.Signers) == 0 && !opts.Approve {
 		return errors.New("nothing to do: configure at least one signer or the approver")
 	}
+	if opts.LeaderElection && opts.LeaderElectionNamespace == "" {
+		return errors.New("leader election needs the Lease's namespace: set --leader-election-namespace")
+	}
 	log := opts.Log
 	metrics := NewMetrics()
+	bounds := opts.KubeletServing
+	if opts.Approve {
+		if opts.ClientPolicy != nil {
+			if err := opts.ClientPolicy.KubeletServing.AddTo(&bounds); err != nil {
+				return fmt.Errorf("approval policy: %w", err)
+			}
+		}
+		if err := bounds.Validate(); err != nil {
+			return err
+		}
+	}
 
 	signers := map[string]*Signer{}
 	for _, sf := range opts.Signers {
@@ -178,6 +197,11 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
+	if opts.LeaderElection {
+		if err := checkNamespace(ctx, mgr.GetAPIReader(), opts.LeaderElectionNamespace, log); err != nil {
+			return err
+		}
+	}
 
 	r := &Reconciler{
 		Client:      mgr.GetClient(),
@@ -191,15 +215,18 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		Now:         opts.Now,
 	}
 	if opts.Approve {
+		if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Node{}, nodeAddressIndex, nodeAddressKeys); err != nil {
+			return fmt.Errorf("index nodes by address: %w", err)
+		}
 		nodes := &nodeSource{cache: mgr.GetClient(), live: mgr.GetAPIReader()}
-		chains := []csr.Chain{
-			csr.KubeletServingChain(nodes, opts.MaxDuration),
-			csr.KubeletClientRenewalChain(opts.MaxDuration),
+		if bounds.Enabled() {
+			log.Info("approving kubelet serving certificates within the declared bounds",
+				"ipRanges", prefixStrings(bounds.IPRanges), "dnsSuffixes", bounds.DNSSuffixes,
+				"serviceCIDRs", prefixStrings(bounds.ServiceCIDRs), "clusterDomain", bounds.ClusterDomain)
+		} else {
+			log.Warn("not approving kubelet serving certificates: no node IP ranges declared (--kubelet-serving-ip-ranges, or kubeletServing.ipRanges in --approve-policy); they are left for a person")
 		}
-		if opts.ClientPolicy != nil {
-			chains = append(chains, csr.APIServerClientChain(opts.ClientPolicy, opts.MaxDuration))
-		}
-		if r.Approver, err = csr.NewApprover(chains...); err != nil {
+		if r.Approver, err = csr.NewApprover(ApproverChains(nodes, opts.MaxDuration, bounds, opts.ClientPolicy)...); err != nil {
 			return err
 		}
 	}
@@ -386,6 +413,66 @@ func (n *nodeSource) Node(ctx context.Context, name string) (*corev1.Node, error
 	return &node, nil
 }
 
+// NodesWithAddress implements csr.NodeSource from the informer cache's
+// index of status.addresses. A Node the cache has not seen yet holds
+// nothing: the declared ranges still bound what is approved.
+func (n *nodeSource) NodesWithAddress(ctx context.Context, address string) ([]string, error) {
+	var list corev1.NodeList
+	if err := n.cache.List(ctx, &list, client.MatchingFields{nodeAddressIndex: csr.AddressKey(address)}); err != nil {
+		return nil, err
+	}
+	names := make([]string, len(list.Items))
+	for i := range list.Items {
+		names[i] = list.Items[i].Name
+	}
+	return names, nil
+}
+
+// nodeAddressIndex indexes cached Nodes by each of their status.addresses.
+const nodeAddressIndex = "kubepki.status.addresses"
+
+// nodeAddressKeys returns a Node's addresses as csr.AddressKey forms.
+func nodeAddressKeys(obj client.Object) []string {
+	n, ok := obj.(*corev1.Node)
+	if !ok {
+		return nil
+	}
+	var keys []string
+	for _, a := range n.Status.Addresses {
+		if k := csr.AddressKey(a.Address); k != "" && !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// checkNamespace fails at once when the Lease's namespace does not exist:
+// the elector would otherwise retry "namespaces not found" forever and
+// never lead. Any other answer is not an error here: a requester not
+// allowed to read namespaces (deploy/'s RBAC grants Leases only) runs in
+// its Pod's own, and an API server not reachable yet is waited for by the
+// elector.
+func checkNamespace(ctx context.Context, r client.Reader, name string, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err := r.Get(ctx, client.ObjectKey{Name: name}, &corev1.Namespace{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return fmt.Errorf("leader election: namespace %q does not exist: create it or set --leader-election-namespace", name)
+	case err != nil && !apierrors.IsForbidden(err):
+		log.Warn("cannot check the Lease's namespace", "namespace", name, "err", err)
+	}
+	return nil
+}
+
+func prefixStrings(ps []netip.Prefix) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
+}
+
 // nodeAddressesOnly keeps of a cached Node what the approver reads: its
 // name and status.addresses. A Node's images and conditions are most of
 // its size; a cluster of thousands would otherwise cost the controller
@@ -400,4 +487,18 @@ func nodeAddressesOnly(obj any) (any, error) {
 		ObjectMeta: metav1.ObjectMeta{Name: n.Name, UID: n.UID, ResourceVersion: n.ResourceVersion},
 		Status:     corev1.NodeStatus{Addresses: n.Status.Addresses},
 	}, nil
+}
+
+// ApproverChains are the approver's policy chains, in order: kubelet
+// serving certificates within bounds, kubelet client renewals, and with a
+// client policy, kube-apiserver client certificates it allows.
+func ApproverChains(nodes csr.NodeSource, maxDuration time.Duration, bounds csr.ServingBounds, clientPolicy *csr.ApprovalPolicy) []csr.Chain {
+	chains := []csr.Chain{
+		csr.KubeletServingChain(nodes, maxDuration, bounds),
+		csr.KubeletClientRenewalChain(maxDuration),
+	}
+	if clientPolicy != nil {
+		chains = append(chains, csr.APIServerClientChain(clientPolicy, maxDuration))
+	}
+	return chains
 }

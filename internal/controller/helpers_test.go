@@ -2,11 +2,8 @@ package controller
 
 import (
 	"bytes"
-	"crypto/rand"
-	"crypto/x509"
 	"crypto/x509/pkix"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -24,6 +21,7 @@ import (
 
 	"kubepki.dev/kubepki/internal/csr"
 	"kubepki.dev/kubepki/internal/pki"
+	"kubepki.dev/kubepki/internal/pkitest"
 	"kubepki.dev/kubepki/internal/store"
 )
 
@@ -72,19 +70,8 @@ type request struct {
 
 func newRequestPEM(t *testing.T, r request) []byte {
 	t.Helper()
-	key, err := pki.GenerateKey(pki.ECDSAP256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.CertificateRequest{Subject: pkix.Name{CommonName: r.cn, Organization: r.o}, DNSNames: r.dns, ExtraExtensions: r.exts}
-	for _, ip := range r.ips {
-		tmpl.IPAddresses = append(tmpl.IPAddresses, net.ParseIP(ip))
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pki.EncodeCSR(der)
+	_, pemData := pkitest.CSR(t, pkitest.Request{CN: r.cn, O: r.o, DNS: r.dns, IPs: r.ips, Extensions: r.exts})
+	return pemData
 }
 
 // newCSR returns a CSR object as the API server holds it.

@@ -7,6 +7,8 @@ import (
 	"encoding/asn1"
 	"encoding/base64"
 	"errors"
+	"net/netip"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -253,6 +255,16 @@ func (f fakeNodeSource) Node(_ context.Context, name string) (*corev1.Node, erro
 	return f[name], nil
 }
 
+func (f fakeNodeSource) NodesWithAddress(_ context.Context, address string) ([]string, error) {
+	var names []string
+	for name, n := range f {
+		if slices.Contains(nodeAddressKeys(n), csr.AddressKey(address)) {
+			names = append(names, name)
+		}
+	}
+	return names, nil
+}
+
 func TestReconcileApproves(t *testing.T) {
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}, Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{
 		{Type: corev1.NodeInternalIP, Address: "10.0.0.1"}, {Type: corev1.NodeHostName, Address: "node-a"},
@@ -272,7 +284,7 @@ func TestReconcileApproves(t *testing.T) {
 	}{
 		{"own names: approved, then issued",
 			newCSR(t, "ok", servingSigner, "system:node:node-a", nodeGroups, request{cn: "system:node:node-a", o: []string{"system:nodes"}, dns: []string{"node-a"}, ips: []string{"10.0.0.1"}}, serving...),
-			false, certv1.CertificateApproved, "all 10 policies passed", true},
+			false, certv1.CertificateApproved, "all 17 policies passed", true},
 		{"foreign IP denied",
 			newCSR(t, "ip", servingSigner, "system:node:node-a", nodeGroups, request{cn: "system:node:node-a", o: []string{"system:nodes"}, ips: []string{"10.0.0.66"}}, serving...),
 			false, certv1.CertificateDenied, "IP SAN 10.0.0.66 is not an address of node node-a", false},
@@ -299,7 +311,7 @@ func TestReconcileApproves(t *testing.T) {
 			r, _, logs := testReconciler(t, c, servingSigner, clientSigner)
 			r.DryRun = tc.dryRun
 			var err error
-			if r.Approver, err = csr.NewApprover(csr.KubeletServingChain(fakeNodeSource{"node-a": node}, time.Hour)); err != nil {
+			if r.Approver, err = csr.NewApprover(csr.KubeletServingChain(fakeNodeSource{"node-a": node}, time.Hour, csr.ServingBounds{IPRanges: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")}})); err != nil {
 				t.Fatal(err)
 			}
 			// Twice: the approval's update event brings the second.

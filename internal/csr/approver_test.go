@@ -79,7 +79,7 @@ func TestDecideTriage(t *testing.T) {
 			}
 		})
 	}
-	if _, err := NewApprover(KubeletServingChain(nil, 0), KubeletServingChain(nil, 0)); err == nil {
+	if _, err := NewApprover(KubeletServingChain(nil, 0, ServingBounds{}), KubeletServingChain(nil, 0, ServingBounds{})); err == nil {
 		t.Error("two chains for one signer accepted")
 	}
 }

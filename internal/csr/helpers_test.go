@@ -2,18 +2,16 @@ package csr
 
 import (
 	"crypto"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"net"
-	"net/url"
 	"testing"
 	"time"
 
 	certv1 "k8s.io/api/certificates/v1"
 
 	"kubepki.dev/kubepki/internal/pki"
+	"kubepki.dev/kubepki/internal/pkitest"
 )
 
 // reqSpec describes a test certificate request.
@@ -31,38 +29,7 @@ type reqSpec struct {
 // newRequest returns a signed request and its PEM.
 func newRequest(t testing.TB, s reqSpec) (*x509.CertificateRequest, []byte) {
 	t.Helper()
-	key := s.key
-	if key == nil {
-		var err error
-		if key, err = pki.GenerateKey(pki.ECDSAP256); err != nil {
-			t.Fatal(err)
-		}
-	}
-	tmpl := &x509.CertificateRequest{
-		Subject:         pkix.Name{CommonName: s.cn, Organization: s.o},
-		DNSNames:        s.dns,
-		EmailAddresses:  s.emails,
-		ExtraExtensions: s.exts,
-	}
-	for _, ip := range s.ips {
-		tmpl.IPAddresses = append(tmpl.IPAddresses, net.ParseIP(ip))
-	}
-	for _, u := range s.uris {
-		parsed, err := url.Parse(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl.URIs = append(tmpl.URIs, parsed)
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := x509.ParseCertificateRequest(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return req, pki.EncodeCSR(der)
+	return pkitest.CSR(t, pkitest.Request{CN: s.cn, O: s.o, DNS: s.dns, IPs: s.ips, Emails: s.emails, URIs: s.uris, Extensions: s.exts, Key: s.key})
 }
 
 // basicConstraintsExt is a basic constraints extension, as openssl req
@@ -106,18 +73,10 @@ func csrObject(name, signer, user string, groups []string, pemData []byte, usage
 	return c
 }
 
-// newTestCA returns a CA valid from an hour ago for the given time.
+// newTestCA returns a CA valid from now.
 func newTestCA(t testing.TB, validity time.Duration) *pki.CA {
 	t.Helper()
-	key, err := pki.GenerateKey(pki.ECDSAP256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := pki.NewCA(key, pki.Profile{Subject: pki.Subject{CommonName: "test-ca"}, Validity: validity}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ca
+	return pkitest.CA(t, "test-ca", validity, time.Now())
 }
 
 func seconds(d time.Duration) *int32 {

@@ -5,12 +5,14 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
 
 	certv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // NodeSource looks up the Node objects the kubelet-serving policies compare
@@ -19,23 +21,50 @@ type NodeSource interface {
 	// Node returns the named Node, or nil and no error if there is none.
 	// An error means the answer is unknown (the request is retried).
 	Node(ctx context.Context, name string) (*corev1.Node, error)
+	// NodesWithAddress returns the names of the Nodes whose
+	// status.addresses hold the address, compared as AddressKey says.
+	NodesWithAddress(ctx context.Context, address string) ([]string, error)
 }
 
-// nodeFact is the Node looked up for a request; node is nil when the Node
-// does not exist.
-type nodeFact struct{ node *corev1.Node }
+// AddressKey is the form in which node addresses and SANs are compared: an
+// IP in canonical form (IPv4-in-IPv6 unmapped), a name in lower case.
+func AddressKey(address string) string {
+	if a, err := netip.ParseAddr(address); err == nil {
+		return a.Unmap().WithZone("").String()
+	}
+	return strings.ToLower(address)
+}
+
+// nodeFact is what Prepare looked up for a request: the requester's Node
+// (nil when it does not exist), and for each SAN (by AddressKey) the other
+// Nodes whose status.addresses hold it.
+type nodeFact struct {
+	node    *corev1.Node
+	holders map[string][]string
+}
 
 type nodeFactKey struct{}
 
 // withNode returns ctx carrying the Node (nil: looked up, absent).
 func withNode(ctx context.Context, n *corev1.Node) context.Context {
-	return context.WithValue(ctx, nodeFactKey{}, nodeFact{node: n})
+	return withFacts(ctx, nodeFact{node: n})
+}
+
+func withFacts(ctx context.Context, f nodeFact) context.Context {
+	return context.WithValue(ctx, nodeFactKey{}, f)
 }
 
 // nodeOf returns the Node put in ctx by withNode, and whether one was looked up.
 func nodeOf(ctx context.Context) (*corev1.Node, bool) {
 	f, ok := ctx.Value(nodeFactKey{}).(nodeFact)
 	return f.node, ok
+}
+
+// holdersOf returns the other Nodes holding a SAN, and whether they were
+// looked up.
+func holdersOf(ctx context.Context) (map[string][]string, bool) {
+	f, ok := ctx.Value(nodeFactKey{}).(nodeFact)
+	return f.holders, ok && f.holders != nil
 }
 
 // NodeName returns the node a user name belongs to (system:node:NAME).
@@ -47,20 +76,32 @@ func NodeName(user string) (string, bool) {
 // KubeletServingChain approves kubelet serving certificates
 // (kubernetes.io/kubelet-serving), which kube-controller-manager never
 // approves: it cannot tell a node asking for its own names from a node
-// asking for another's. Every request for the signer is judged, and
-// anything but a node asking for exactly its own names is denied: the
-// requester (spec.username, set by the API server, not by the requester) is
-// system:node:NAME in system:nodes, the CN is that same user, O is
-// [system:nodes], the usages are a serving set, and every IP SAN is one of
-// the Node's status.addresses and every DNS SAN one of its host names: the
-// API server dials the kubelet at those addresses, so a certificate for any
-// other name would let one node impersonate another or any server. Requests
-// asking to be a CA or to live longer than maxDuration are denied too.
-func KubeletServingChain(nodes NodeSource, maxDuration time.Duration) Chain {
+// asking for another's, and a Node's status.addresses are written by the
+// kubelet itself, so one node's credentials can add any address there.
+//
+// The chain therefore judges a request against what the operator declared
+// (bounds), not only what the node reports. It owns requests only once node
+// IP ranges are declared; until then they are left for a person. It denies
+// anything but a node asking for exactly its own names: the requester
+// (spec.username, set by the API server) is system:node:NAME in
+// system:nodes, the CN is that user, O is [system:nodes], the usages are a
+// serving set, no CA, no longer than maxDuration; no SAN is a wildcard, a
+// loopback name or address, in the service CIDR, or a name or address of
+// the API server; every DNS SAN is NAME or NAME.<declared suffix>, every IP
+// SAN is inside a declared range; no other Node holds any of them; and
+// every SAN is one of the Node's own status.addresses (the API server
+// dials the kubelet at those).
+func KubeletServingChain(nodes NodeSource, maxDuration time.Duration, bounds ServingBounds) Chain {
 	return Chain{
 		Name:       "kubelet-serving",
 		SignerName: certv1.KubeletServingSignerName,
-		Prepare: func(ctx context.Context, c *certv1.CertificateSigningRequest, _ *x509.CertificateRequest) (context.Context, error) {
+		Owns: func(*certv1.CertificateSigningRequest, *x509.CertificateRequest) (bool, string) {
+			if !bounds.Enabled() {
+				return false, "no kubelet serving IP ranges declared (--kubelet-serving-ip-ranges or kubeletServing.ipRanges of the approval policy); left for a person"
+			}
+			return true, ""
+		},
+		Prepare: func(ctx context.Context, c *certv1.CertificateSigningRequest, req *x509.CertificateRequest) (context.Context, error) {
 			name, ok := NodeName(c.Spec.Username)
 			if !ok {
 				return withNode(ctx, nil), nil // requester-is-node denies it
@@ -69,7 +110,18 @@ func KubeletServingChain(nodes NodeSource, maxDuration time.Duration) Chain {
 			if err != nil {
 				return ctx, fmt.Errorf("look up node %s: %w", name, err)
 			}
-			return withNode(ctx, n), nil
+			holders := map[string][]string{}
+			for _, san := range sanKeys(req) {
+				if _, done := holders[san]; done {
+					continue
+				}
+				names, err := nodes.NodesWithAddress(ctx, san)
+				if err != nil {
+					return ctx, fmt.Errorf("look up nodes with address %s: %w", san, err)
+				}
+				holders[san] = slices.DeleteFunc(slices.Clone(names), func(h string) bool { return h == name })
+			}
+			return withFacts(ctx, nodeFact{node: n, holders: holders}), nil
 		},
 		Policies: []Policy{
 			{"requester-is-node", requesterIsNode},
@@ -79,11 +131,32 @@ func KubeletServingChain(nodes NodeSource, maxDuration time.Duration) Chain {
 			{"sans-are-dns-or-ip", sansAreDNSOrIP},
 			{"not-ca", notCA},
 			{"duration-within-limit", durationWithin(maxDuration)},
+			{"no-wildcard", noWildcard},
+			{"no-loopback", noLoopback},
+			{"not-service-cidr", bounds.notServiceCIDR},
+			{"not-api-server", bounds.notAPIServer},
+			{"dns-sans-are-node-name", bounds.dnsSANsAreNodeName},
+			{"ip-sans-in-declared-ranges", bounds.ipSANsInRanges},
 			{"node-exists", nodeExists},
+			{"sans-not-held-by-other-nodes", sansNotHeldByOtherNodes},
 			{"ip-sans-are-node-addresses", ipSANsAreNodeAddresses},
 			{"dns-sans-are-node-names", dnsSANsAreNodeNames},
 		},
 	}
+}
+
+// sanKeys returns the request's DNS and IP SANs as AddressKeys.
+func sanKeys(req *x509.CertificateRequest) []string {
+	var keys []string
+	for _, d := range req.DNSNames {
+		keys = append(keys, AddressKey(d))
+	}
+	for _, ip := range req.IPAddresses {
+		if a, ok := addrOf(ip); ok {
+			keys = append(keys, a.String())
+		}
+	}
+	return keys
 }
 
 // KubeletClientRenewalChain approves a node renewing its own client
@@ -289,4 +362,124 @@ func orNone(s []string) string {
 		return "none"
 	}
 	return strings.Join(s, ", ")
+}
+
+// noWildcard: a wildcard DNS SAN would serve every name under it; a
+// kubelet serves one host.
+func noWildcard(_ context.Context, _ *certv1.CertificateSigningRequest, req *x509.CertificateRequest) (bool, string) {
+	for _, d := range req.DNSNames {
+		if strings.Contains(d, "*") {
+			return false, fmt.Sprintf("DNS SAN %s is a wildcard: a kubelet serving certificate names one host", d)
+		}
+	}
+	return true, ""
+}
+
+// noLoopback: localhost, 127.0.0.0/8, ::1 and the unspecified addresses
+// belong to whichever host the client runs on; a certificate for them lets
+// its holder be the local API server, etcd or kubelet to any client.
+func noLoopback(_ context.Context, _ *certv1.CertificateSigningRequest, req *x509.CertificateRequest) (bool, string) {
+	for _, d := range req.DNSNames {
+		if isLoopbackName(strings.ToLower(d)) {
+			return false, fmt.Sprintf("DNS SAN %s is a loopback name", d)
+		}
+	}
+	for _, ip := range req.IPAddresses {
+		if a, ok := addrOf(ip); !ok || a.IsLoopback() || a.IsUnspecified() {
+			return false, fmt.Sprintf("IP SAN %s is a loopback or unspecified address", ip)
+		}
+	}
+	return true, ""
+}
+
+// notServiceCIDR: Service IPs (10.96.0.1 is the API server as Pods dial
+// it) are never a node's.
+func (b ServingBounds) notServiceCIDR(_ context.Context, _ *certv1.CertificateSigningRequest, req *x509.CertificateRequest) (bool, string) {
+	for _, ip := range req.IPAddresses {
+		a, _ := addrOf(ip)
+		if p, in := inAny(b.ServiceCIDRs, a); in {
+			return false, fmt.Sprintf("IP SAN %s is in the service CIDR %s: Service addresses (the API server's among them) are never a node's", ip, p)
+		}
+	}
+	return true, ""
+}
+
+// notAPIServer: the API server's names (kubernetes,
+// kubernetes.default.svc.cluster.local, any Service name) and the address
+// clients dial it at.
+func (b ServingBounds) notAPIServer(_ context.Context, _ *certv1.CertificateSigningRequest, req *x509.CertificateRequest) (bool, string) {
+	for _, d := range req.DNSNames {
+		if b.apiServerName(strings.ToLower(d)) {
+			return false, fmt.Sprintf("DNS SAN %s is a name of the API server or a Service", d)
+		}
+	}
+	for _, ip := range req.IPAddresses {
+		a, _ := addrOf(ip)
+		if slices.Contains(b.APIServerIPs, a) {
+			return false, fmt.Sprintf("IP SAN %s is the API server's address", ip)
+		}
+	}
+	return true, ""
+}
+
+// dnsSANsAreNodeName: every DNS SAN is the node's name, or the node's name
+// under a declared suffix; what the Node reports does not widen that.
+func (b ServingBounds) dnsSANsAreNodeName(_ context.Context, c *certv1.CertificateSigningRequest, req *x509.CertificateRequest) (bool, string) {
+	node, _ := NodeName(c.Spec.Username)
+	node = strings.ToLower(node)
+	allowed := []string{node}
+	for _, s := range b.DNSSuffixes {
+		allowed = append(allowed, node+"."+strings.ToLower(s))
+	}
+	for _, d := range req.DNSNames {
+		l := strings.ToLower(d)
+		if msgs := validation.IsDNS1123Subdomain(l); len(msgs) > 0 {
+			return false, fmt.Sprintf("DNS SAN %q is not a host name: %s", d, msgs[0])
+		}
+		if !slices.Contains(allowed, l) {
+			return false, fmt.Sprintf("DNS SAN %s is not the node's name or the node's name under a declared suffix (allowed: %s)", d, strings.Join(allowed, ", "))
+		}
+	}
+	return true, ""
+}
+
+// ipSANsInRanges: every IP SAN is inside a declared node range.
+func (b ServingBounds) ipSANsInRanges(_ context.Context, _ *certv1.CertificateSigningRequest, req *x509.CertificateRequest) (bool, string) {
+	for _, ip := range req.IPAddresses {
+		a, _ := addrOf(ip)
+		if _, in := inAny(b.IPRanges, a); !in {
+			return false, fmt.Sprintf("IP SAN %s is outside the declared kubelet serving IP ranges (%s)", ip, prefixesString(b.IPRanges))
+		}
+	}
+	return true, ""
+}
+
+// sansNotHeldByOtherNodes: no other Node's status.addresses hold a SAN; a
+// node that writes a neighbour's address into its own status gets nothing
+// (and so does the neighbour, until one of them is fixed: a person looks).
+func sansNotHeldByOtherNodes(ctx context.Context, _ *certv1.CertificateSigningRequest, req *x509.CertificateRequest) (bool, string) {
+	holders, looked := holdersOf(ctx)
+	if !looked {
+		return false, "the Nodes holding the SANs were not looked up"
+	}
+	for _, d := range req.DNSNames {
+		if h := holders[AddressKey(d)]; len(h) > 0 {
+			return false, fmt.Sprintf("DNS SAN %s is an address of node %s", d, strings.Join(h, ", "))
+		}
+	}
+	for _, ip := range req.IPAddresses {
+		a, _ := addrOf(ip)
+		if h := holders[a.String()]; len(h) > 0 {
+			return false, fmt.Sprintf("IP SAN %s is an address of node %s", ip, strings.Join(h, ", "))
+		}
+	}
+	return true, ""
+}
+
+func prefixesString(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return orNone(s)
 }

@@ -28,10 +28,14 @@ const (
 
 // ApprovalPolicy says which kube-apiserver client certificates
 // (kubernetes.io/kube-apiserver-client) the approver may approve, per
-// requester:
+// requester, and within which bounds kubelet serving certificates are
+// approved (KubeletServingRules):
 //
 //	apiVersion: kubepki.dev/v1alpha1
 //	kind: ApprovalPolicy
+//	kubeletServing:
+//	  ipRanges: [192.0.2.0/24]
+//	  dnsSuffixes: [nodes.example.com]
 //	rules:
 //	- name: developers
 //	  requesterGroups: [developers]   # who may ask (spec.groups / spec.username)
@@ -45,9 +49,11 @@ const (
 // reaches it, and neither does ${requester}. So system:masters and
 // system:nodes are never auto-approved unless the policy says so explicitly.
 type ApprovalPolicy struct {
-	APIVersion string       `json:"apiVersion,omitempty"`
-	Kind       string       `json:"kind,omitempty"`
-	Rules      []ClientRule `json:"rules"`
+	APIVersion string `json:"apiVersion,omitempty"`
+	Kind       string `json:"kind,omitempty"`
+	// KubeletServing adds to the controller's kubelet serving bounds.
+	KubeletServing *KubeletServingRules `json:"kubeletServing,omitempty"`
+	Rules          []ClientRule         `json:"rules"`
 }
 
 // ClientRule is one entry of an ApprovalPolicy.
@@ -114,6 +120,16 @@ func (p *ApprovalPolicy) Validate() error {
 		return fmt.Errorf("approval policy: kind is %q, want %s", p.Kind, PolicyKind)
 	}
 	var errs []error
+	if ks := p.KubeletServing; ks != nil {
+		var b ServingBounds
+		if err := ks.AddTo(&b); err != nil {
+			errs = append(errs, fmt.Errorf("approval policy: %w", err))
+		}
+		b.ClusterDomain = DefaultClusterDomain
+		if err := b.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("approval policy: kubeletServing: %w", err))
+		}
+	}
 	names := map[string]bool{}
 	for i, r := range p.Rules {
 		at := fmt.Sprintf("approval policy: rules[%d]", i)

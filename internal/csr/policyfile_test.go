@@ -59,6 +59,13 @@ func TestParseApprovalPolicy(t *testing.T) {
 		{"negative duration", "rules:\n- {name: a, requesterUsers: [u], commonNames: [a], maxDuration: -1h}\n", "must not be negative"},
 		{"numeric duration", "rules:\n- {name: a, requesterUsers: [u], commonNames: [a], maxDuration: 5}\n", "must be a string"},
 		{"not YAML", "rules: [", "parse approval policy"},
+		{"kubeletServing", "kubeletServing:\n  ipRanges: [192.0.2.0/24, 'fd00::/64', 198.51.100.7]\n  dnsSuffixes: [nodes.example.com]\n", ""},
+		{"kubeletServing typo", "kubeletServing: {ipRange: [192.0.2.0/24]}\n", `unknown field "ipRange"`},
+		{"kubeletServing bad CIDR", "kubeletServing: {ipRanges: [192.0.2.0/33]}\n", `kubeletServing.ipRanges: "192.0.2.0/33" is not a CIDR`},
+		{"kubeletServing everything", "kubeletServing: {ipRanges: [0.0.0.0/0]}\n", "0.0.0.0/0 covers every address"},
+		{"kubeletServing loopback", "kubeletServing: {ipRanges: [127.0.0.0/16]}\n", "127.0.0.0/16 lies inside 127.0.0.0/8"},
+		{"kubeletServing Service domain", "kubeletServing: {dnsSuffixes: [svc.cluster.local]}\n", `DNS suffix "svc.cluster.local": the cluster's Service domain`},
+		{"kubeletServing wildcard suffix", "kubeletServing: {dnsSuffixes: ['*.example.com']}\n", "not a DNS name"},
 		{"too large", strings.Repeat("#", MaxPolicyBytes+1), "more than"},
 	}
 	for _, tc := range tests {

@@ -183,11 +183,15 @@ func parseInspect(out []byte, n int) (nodeState, error) {
 	fail := func(format string, args ...any) (nodeState, error) {
 		return nodeState{}, fmt.Errorf("unexpected output from the node: "+format, args...)
 	}
-	clip := func(s string) string {
-		if len(s) > maxQuoted {
-			s = s[:maxQuoted] + "…"
+	// quote quotes what the node sent and clips the quoted form: a byte
+	// that is not UTF-8 quotes to four characters, so clipping before
+	// quoting would not bound the error line.
+	quote := func(s string) string {
+		q := strconv.Quote(s)
+		if len(q) > maxQuoted {
+			q = q[:maxQuoted] + "…"
 		}
-		return s
+		return q
 	}
 	for {
 		if !next() {
@@ -202,12 +206,12 @@ func parseInspect(out []byte, n int) (nodeState, error) {
 	}
 	st := nodeState{uid: strings.TrimSpace(line[2:])}
 	if !isUID(st.uid) {
-		return fail("uid %q", clip(st.uid))
+		return fail("uid %s", quote(st.uid))
 	}
 	st.root = st.uid == "0"
 	for i := range n {
 		if !next() || line != fmt.Sprintf("F %d", i) {
-			return fail("file %d: got %q", i, clip(line))
+			return fail("file %d: got %s", i, quote(line))
 		}
 		if !next() || !strings.HasPrefix(line, "T ") {
 			return fail("file %d: no type line", i)
@@ -219,14 +223,14 @@ func parseInspect(out []byte, n int) (nodeState, error) {
 			continue
 		case kindFile:
 		default:
-			return fail("file %d: type %q", i, clip(string(rf.kind)))
+			return fail("file %d: type %s", i, quote(string(rf.kind)))
 		}
 		if !next() || !strings.HasPrefix(line, "M ") {
 			return fail("file %d: no ls line", i)
 		}
 		var err error
 		if rf.perm, rf.user, rf.group, err = parseLs(line[2:]); err != nil {
-			return fail("file %d: %s", i, clip(err.Error()))
+			return fail("file %d: %s", i, quote(err.Error()))
 		}
 		if !next() {
 			return fail("file %d: no content", i)
@@ -246,7 +250,7 @@ func parseInspect(out []byte, n int) (nodeState, error) {
 				for _, tok := range strings.Fields(line) {
 					v, err := strconv.ParseUint(tok, 16, 8)
 					if err != nil {
-						return fail("file %d: od output %q", i, clip(tok))
+						return fail("file %d: od output %s", i, quote(tok))
 					}
 					if len(data) == maxRemoteFile {
 						return fail("file %d: more than the %d bytes it may have", i, maxRemoteFile)
@@ -256,7 +260,7 @@ func parseInspect(out []byte, n int) (nodeState, error) {
 			}
 			rf.data = data
 		default:
-			return fail("file %d: got %q", i, clip(line))
+			return fail("file %d: got %s", i, quote(line))
 		}
 		st.files = append(st.files, rf)
 	}

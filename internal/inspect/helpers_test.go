@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"kubepki.dev/kubepki/internal/pki"
+	"kubepki.dev/kubepki/internal/pkitest"
 )
 
 // testNow is a fixed instant with no sub-second part, as X.509 times have.
@@ -44,21 +45,13 @@ func testKey(t testing.TB, a pki.KeyAlgorithm) crypto.Signer {
 // newKey returns a fresh key, for tests that need keys to differ.
 func newKey(t testing.TB, a pki.KeyAlgorithm) crypto.Signer {
 	t.Helper()
-	k, err := pki.GenerateKey(a)
-	if err != nil {
-		t.Fatalf("GenerateKey(%s): %v", a, err)
-	}
-	return k
+	return pkitest.Key(t, a)
 }
 
 // newCA returns a CA named cn with a fresh ECDSA key, valid ten years from testNow.
 func newCA(t testing.TB, cn string) *pki.CA {
 	t.Helper()
-	ca, err := pki.NewCA(newKey(t, pki.ECDSAP256), pki.Profile{Subject: pki.Subject{CommonName: cn}, Validity: 10 * year}, testNow)
-	if err != nil {
-		t.Fatalf("NewCA: %v", err)
-	}
-	return ca
+	return pkitest.CA(t, cn, 10*year, testNow)
 }
 
 // issue signs a certificate for key with the profile, at testNow.
@@ -77,11 +70,7 @@ func issue(t testing.TB, ca *pki.CA, key crypto.Signer, p pki.Profile) *x509.Cer
 // encodeKey is pki.EncodeKey or a test failure.
 func encodeKey(t testing.TB, k crypto.Signer) []byte {
 	t.Helper()
-	b, err := pki.EncodeKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return pkitest.EncodeKey(t, k)
 }
 
 // describeOne describes data and insists on exactly one object.

@@ -110,7 +110,13 @@ func open(path string, p KeyPolicy) (*os.File, fs.FileInfo, error) {
 		return nil, nil, symlinkError(path)
 	}
 	if err != nil {
-		return nil, nil, err
+		// Name the path asked for, not the resolved one inside the
+		// volume's timestamped directory.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	fi, err := f.Stat()
 	if err != nil {

@@ -106,9 +106,12 @@ func (b Binaries) all() []string {
 //
 // Building takes ~5-10 minutes on the first run (longer with a cold Go build
 // cache), which is why the README runs the tests with -timeout 60m. With
-// -short, Build skips the test instead of building.
+// -short, Build skips the test: -short is the fast loop, without them.
 func Build(t testing.TB) Binaries {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("testenv: -short skips the tests that run the Kubernetes binaries")
+	}
 	bins, err := build(t)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
@@ -155,10 +158,6 @@ func build(t testing.TB) (Binaries, error) {
 	if complete(dir) {
 		return bins, nil
 	}
-	if testing.Short() {
-		t.Skipf("testenv: Kubernetes binaries are not cached in %s; skipping in -short mode", dir)
-	}
-
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return Binaries{}, fmt.Errorf("create tools cache: %w", err)
 	}

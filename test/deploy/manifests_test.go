@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 
+	"kubepki.dev/kubepki/internal/controller"
 	"kubepki.dev/kubepki/internal/csr"
 )
 
@@ -235,11 +236,7 @@ func TestRBACIsExactlyWhatTheControllerCalls(t *testing.T) {
 	if err != nil {
 		t.Fatalf("approval policy: %v", err)
 	}
-	approver, err := csr.NewApprover(
-		csr.KubeletServingChain(nil, time.Hour),
-		csr.KubeletClientRenewalChain(time.Hour),
-		csr.APIServerClientChain(pol, time.Hour),
-	)
+	approver, err := csr.NewApprover(controller.ApproverChains(nil, time.Hour, csr.ServingBounds{}, pol)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,7 +74,7 @@ func withoutAdmissionGuards(args []string) []string {
 // newCertAPI starts etcd and kube-apiserver on 127.0.0.1.
 func newCertAPI(t testing.TB, opts ...certAPIOption) *certAPI {
 	t.Helper()
-	e := &certAPI{t: t, bins: testenv.Build(t), kubepki: buildKubepki(t), dir: t.TempDir()}
+	e := &certAPI{t: t, bins: testenv.Build(t), kubepki: testenv.Kubepki(t), dir: t.TempDir()}
 	e.ca, e.caCert, e.caKey = e.newCA("kubernetes-ca")
 	client := []pki.Usage{pki.UsageClientAuth}
 	server := []pki.Usage{pki.UsageServerAuth}
@@ -117,19 +117,6 @@ func newCertAPI(t testing.TB, opts ...certAPIOption) *certAPI {
 	testenv.WaitReady(t, e.server+"/readyz", e.readyTLS, e.apiserver)
 	e.admin, e.adminCS = e.userKubeconfig("admin", "system:masters")
 	return e
-}
-
-// buildKubepki builds the command under test, like kubepki(t), for
-// benchmarks too.
-func buildKubepki(t testing.TB) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "kubepki")
-	cmd := exec.Command("go", "build", "-o", bin, "kubepki.dev/kubepki/cmd/kubepki")
-	cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build kubepki: %v\n%s", err, out)
-	}
-	return bin
 }
 
 func (e *certAPI) path(name string) string { return filepath.Join(e.dir, name) }
@@ -246,7 +233,7 @@ func (e *certAPI) controllerIdentity() string {
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters["test"] = &clientcmdapi.Cluster{Server: e.server, CertificateAuthorityData: pki.EncodeCert(e.ca.Cert)}
 	cfg.AuthInfos["kubepki-controller"] = &clientcmdapi.AuthInfo{Token: token}
-	cfg.Contexts["sa"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: "kubepki-controller"}
+	cfg.Contexts["sa"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: "kubepki-controller", Namespace: "kubepki-system"}
 	cfg.CurrentContext = "sa"
 	path := e.path("controller-sa.kubeconfig")
 	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
@@ -517,6 +504,7 @@ rules:
 		"--signer=kubepki.dev/etcd-client=" + etcdCert + "," + etcdKey,
 		"--max-duration=24h",
 		"--approve", "--approve-policy=" + policy,
+		"--kubelet-serving-ip-ranges=192.0.2.0/24", "--kubelet-serving-dns-suffixes=cluster.internal",
 		"--lease-duration=4s", "--renew-deadline=3s", "--retry-period=500ms",
 	}
 	serving := []certv1.KeyUsage{"digital signature", "server auth"}
@@ -551,7 +539,7 @@ rules:
 		{"serving-foreign-ip", nodeA, requestOpts{cn: "system:node:node-a", o: []string{"system:nodes"}, dns: []string{"node-a"}, ips: []string{"192.0.2.10", "192.0.2.99"}, usages: serving},
 			"IP SAN 192.0.2.99 is not an address of node node-a"},
 		{"serving-foreign-dns", nodeA, requestOpts{cn: "system:node:node-a", o: []string{"system:nodes"}, dns: []string{"node-a", "kubernetes.default.svc"}, usages: serving},
-			"DNS SAN kubernetes.default.svc is not a name of node node-a"},
+			"DNS SAN kubernetes.default.svc is a name of the API server or a Service"},
 		{"serving-other-requester", jane, requestOpts{cn: "system:node:node-a", o: []string{"system:nodes"}, dns: []string{"node-a"}, usages: serving},
 			`requester "jane" is not a node`},
 		{"serving-client-auth", nodeA, requestOpts{cn: "system:node:node-a", o: []string{"system:nodes"}, dns: []string{"node-a"}, usages: append(slices.Clone(serving), "client auth")},

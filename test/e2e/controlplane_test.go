@@ -21,7 +21,7 @@ import (
 // --root pointing at the bundle), for both layouts.
 func TestControlPlaneFromWiring(t *testing.T) {
 	bins := testenv.Build(t)
-	bin := kubepki(t)
+	bin := testenv.Kubepki(t)
 	tests := []struct {
 		profile   string
 		admin     string // kubeconfig with cluster-admin rights

@@ -32,7 +32,7 @@ spec:
   request: REQUEST
 `
 
-// TestCSRSeed002 walks seed 002's flow on a real API server with kubepki's
+// TestCSRUserFlow walks seed 002's flow on a real API server with kubepki's
 // controller as the signer, run as the ServiceAccount of deploy/ (so the
 // RBAC there is proven sufficient):
 //
@@ -43,7 +43,7 @@ spec:
 //     back with kubectl and base64 --decode, whoami as john;
 //   - csr create's printed manifest through kubectl create -f;
 //   - a denied and a failed request, which csr fetch reports with exit 1.
-func TestCSRSeed002(t *testing.T) {
+func TestCSRUserFlow(t *testing.T) {
 	e := newCertAPI(t)
 	sa := e.controllerIdentity()
 	ctl := e.startController("kubepki-controller",

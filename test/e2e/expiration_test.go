@@ -105,7 +105,7 @@ func TestCheckExpirationMatchesKubeadm(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("kubeadm check-expiration reads kubeconfigs only from /etc/kubernetes; its --rootfs (chroot) needs root")
 	}
-	bin := kubepki(t)
+	bin := testenv.Kubepki(t)
 	tests := []struct {
 		name string
 		// cluster is added to the ClusterConfiguration.

@@ -11,6 +11,7 @@ import (
 	"kubepki.dev/kubepki/internal/catalog"
 	"kubepki.dev/kubepki/internal/cluster"
 	"kubepki.dev/kubepki/internal/lifecycle"
+	"kubepki.dev/kubepki/internal/openssltest"
 	"kubepki.dev/kubepki/internal/pki"
 	"kubepki.dev/kubepki/internal/store"
 	"kubepki.dev/kubepki/internal/testenv"
@@ -23,11 +24,9 @@ import (
 // installs them; then etcd and kube-apiserver run on the result and every
 // externally signed kubeconfig authenticates as its identity.
 func TestExternalCAOnRealControlPlane(t *testing.T) {
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("openssl not installed")
-	}
+	openssltest.Bin(t) // CI fails without openssl; elsewhere the test skips
 	bins := testenv.Build(t)
-	bin := kubepki(t)
+	bin := testenv.Kubepki(t)
 	port := testenv.FreePort(t)
 	spec := loopbackSpec(t, port, nil)
 	work := t.TempDir()

@@ -24,18 +24,6 @@ import (
 	"kubepki.dev/kubepki/internal/testenv"
 )
 
-// kubepki builds the command under test into a temporary directory.
-func kubepki(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "kubepki")
-	cmd := exec.Command("go", "build", "-o", bin, "kubepki.dev/kubepki/cmd/kubepki")
-	cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build kubepki: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // run runs kubepki and fails the test unless it exits 0.
 func run(t *testing.T, bin string, args ...string) string {
 	t.Helper()

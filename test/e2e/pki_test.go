@@ -19,7 +19,7 @@ import (
 // that each client certificate authenticates as the identity it was made for.
 func TestInitOnRealControlPlane(t *testing.T) {
 	bins := testenv.Build(t)
-	bin := kubepki(t)
+	bin := testenv.Kubepki(t)
 	tests := []struct {
 		profile, alg string
 	}{

@@ -33,7 +33,7 @@ import (
 // TestControlPlaneFromWiring: never run it in parallel with that test.
 func TestRenewOnRealControlPlane(t *testing.T) {
 	bins := testenv.Build(t)
-	bin := kubepki(t)
+	bin := testenv.Kubepki(t)
 	tests := []struct {
 		profile    string
 		admin      string // a kubeconfig with cluster-admin rights

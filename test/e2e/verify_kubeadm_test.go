@@ -41,7 +41,7 @@ networking:
 // Then one kubeadm file is broken, and verify says so.
 func TestVerifyKubeadmDirectory(t *testing.T) {
 	bins := testenv.Build(t)
-	bin := kubepki(t)
+	bin := testenv.Kubepki(t)
 	root := t.TempDir()
 	pkiDir := filepath.Join(root, "pki")
 	cfg := filepath.Join(root, "kubeadm.yaml")
