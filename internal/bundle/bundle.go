@@ -189,19 +189,12 @@ func checkCert(plan *catalog.Plan, st store.Store, c catalog.CertSpec, cert *x50
 		return fmt.Errorf("%s is not signed by %s", name, caPath)
 	}
 	want := c.Profile.Subject
-	if cert.Subject.CommonName != want.CommonName || !sameSet(cert.Subject.Organization, want.Organization) {
+	if !pki.SubjectOf(cert.Subject).SameIdentity(want) {
 		return fmt.Errorf("%s is CN=%s O=[%s], but the plan's %s is CN=%s O=[%s]", name,
 			cert.Subject.CommonName, strings.Join(cert.Subject.Organization, ","), c.Name,
 			want.CommonName, strings.Join(want.Organization, ","))
 	}
 	return nil
-}
-
-func sameSet(a, b []string) bool {
-	a, b = slices.Clone(a), slices.Clone(b)
-	slices.Sort(a)
-	slices.Sort(b)
-	return slices.Equal(slices.Compact(a), slices.Compact(b))
 }
 
 // sourcePath is the store file a bundle file is copied from.

@@ -156,7 +156,7 @@ func plannedSANs(c *cluster.Cluster, s pki.Subject) []string {
 		}
 		for _, cs := range plan.Leaves() {
 			ps := cs.Profile.Subject
-			if ps.CommonName != s.CommonName || !sameGroups(ps.Organization, s.Organization) {
+			if !ps.SameIdentity(s) {
 				continue
 			}
 			out = append(out, cs.Profile.DNSNames...)
@@ -166,11 +166,4 @@ func plannedSANs(c *cluster.Cluster, s pki.Subject) []string {
 		}
 	}
 	return out
-}
-
-func sameGroups(a, b []string) bool {
-	a, b = slices.Clone(a), slices.Clone(b)
-	slices.Sort(a)
-	slices.Sort(b)
-	return slices.Equal(slices.Compact(a), slices.Compact(b))
 }

@@ -41,6 +41,19 @@ type Subject struct {
 	Locality     []string `json:"locality,omitempty"`
 }
 
+// SameIdentity reports whether two subjects are the same Kubernetes
+// identity: the CN is the user, O the set of groups (order and repeats do
+// not matter).
+func (s Subject) SameIdentity(o Subject) bool {
+	if s.CommonName != o.CommonName {
+		return false
+	}
+	a, b := slices.Clone(s.Organization), slices.Clone(o.Organization)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(slices.Compact(a), slices.Compact(b))
+}
+
 // Name returns the subject as a pkix.Name.
 func (s Subject) Name() pkix.Name {
 	return pkix.Name{

@@ -474,3 +474,25 @@ func TestSubjectRoundTrip(t *testing.T) {
 		t.Errorf("SubjectOf(Name()) = %s, want %s", b2, b1)
 	}
 }
+
+func TestSubjectSameIdentity(t *testing.T) {
+	admin := Subject{CommonName: "admin", Organization: []string{"system:masters", "ops"}}
+	for _, tc := range []struct {
+		name  string
+		other Subject
+		want  bool
+	}{
+		{"same", Subject{CommonName: "admin", Organization: []string{"system:masters", "ops"}}, true},
+		{"groups reordered and repeated", Subject{CommonName: "admin", Organization: []string{"ops", "system:masters", "ops"}}, true},
+		{"locality does not matter", Subject{CommonName: "admin", Organization: []string{"ops", "system:masters"}, Locality: []string{"Seattle"}}, true},
+		{"other user", Subject{CommonName: "jane", Organization: []string{"system:masters", "ops"}}, false},
+		{"a group fewer", Subject{CommonName: "admin", Organization: []string{"ops"}}, false},
+		{"a group more", Subject{CommonName: "admin", Organization: []string{"ops", "system:masters", "dev"}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := admin.SameIdentity(tc.other); got != tc.want {
+				t.Errorf("SameIdentity(%+v) = %v, want %v", tc.other, got, tc.want)
+			}
+		})
+	}
+}
