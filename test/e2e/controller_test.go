@@ -173,6 +173,26 @@ func (e *certAPI) issue(stem string, subj pki.Subject, usages []pki.Usage, dns [
 
 // userKubeconfig issues a client certificate for user in groups from the
 // cluster CA and returns a kubeconfig for it and a client.
+// developers lets group developers create CSRs (the default RBAC lets
+// nobody but nodes) and writes an approval policy that approves a
+// developer's request for exactly its own name in that group. It returns
+// jane's client and the policy file.
+func (e *certAPI) developers() (kubernetes.Interface, string) {
+	_, jane := e.userKubeconfig("jane", "developers")
+	e.kubectl("create", "clusterrole", "csr-requester", "--verb=create,get,list,watch", "--resource=certificatesigningrequests.certificates.k8s.io")
+	e.kubectl("create", "clusterrolebinding", "developers-csr", "--clusterrole=csr-requester", "--group=developers")
+	policy := e.path("policy.yaml")
+	e.write(policy, []byte(`apiVersion: kubepki.dev/v1alpha1
+kind: ApprovalPolicy
+rules:
+- name: developers-self-service
+  requesterGroups: [developers]
+  commonNames: ["${requester}"]
+  groups: [developers]
+`))
+	return jane, policy
+}
+
 func (e *certAPI) userKubeconfig(user string, groups ...string) (string, kubernetes.Interface) {
 	e.t.Helper()
 	stem := strings.ReplaceAll(user, ":", "-")
@@ -481,20 +501,7 @@ subjects:
 		e.kubectl("patch", "node", n.name, "--subresource=status", "--type=merge", "-p", patch)
 	}
 	_, nodeA := e.userKubeconfig("system:node:node-a", "system:nodes")
-	_, jane := e.userKubeconfig("jane", "developers")
-	// Developers may create CSRs (the default RBAC lets nobody but nodes).
-	e.kubectl("create", "clusterrole", "csr-requester", "--verb=create,get,list,watch", "--resource=certificatesigningrequests.certificates.k8s.io")
-	e.kubectl("create", "clusterrolebinding", "developers-csr", "--clusterrole=csr-requester", "--group=developers")
-
-	policy := e.path("policy.yaml")
-	e.write(policy, []byte(`apiVersion: kubepki.dev/v1alpha1
-kind: ApprovalPolicy
-rules:
-- name: developers-self-service
-  requesterGroups: [developers]
-  commonNames: ["${requester}"]
-  groups: [developers]
-`))
+	jane, policy := e.developers()
 	etcdCA, etcdCert, etcdKey := e.newCA("etcd-ca")
 	signerArgs := []string{
 		"--kubeconfig=" + sa,

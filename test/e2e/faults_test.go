@@ -83,18 +83,7 @@ func TestControllerUnderFaults(t *testing.T) {
 
 	e := newCertAPI(t, withoutAdmissionGuards)
 	sa := e.controllerIdentity()
-	_, jane := e.userKubeconfig("jane", "developers")
-	e.kubectl("create", "clusterrole", "csr-requester", "--verb=create,get,list,watch", "--resource=certificatesigningrequests.certificates.k8s.io")
-	e.kubectl("create", "clusterrolebinding", "developers-csr", "--clusterrole=csr-requester", "--group=developers")
-	policy := e.path("policy.yaml")
-	e.write(policy, []byte(`apiVersion: kubepki.dev/v1alpha1
-kind: ApprovalPolicy
-rules:
-- name: developers-self-service
-  requesterGroups: [developers]
-  commonNames: ["${requester}"]
-  groups: [developers]
-`))
+	jane, policy := e.developers()
 
 	// The signer's CA as a Secret volume: the cluster CA, whose
 	// certificates the API server accepts. A second CA provides a
