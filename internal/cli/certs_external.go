@@ -137,13 +137,20 @@ It refuses, as 'kubepki kubeconfig user' does, and exits 2:
   - group system:masters, which bypasses RBAC (unless --allow-masters);
   - a kubelet's identity, CN=system:node:NAME or group system:nodes
     (unless --allow-nodes);
+  - any other system identity, a CN or group starting with system:
+    (system:kube-controller-manager, system:serviceaccount:NS:NAME,
+    system:anonymous, …), which RBAC's default bindings give rights to
+    (unless --allow-system);
   - RSA keys under 2048 bits and ECDSA curves under P-256 (no override);
   - SANs that impersonate the API server or every local endpoint: a
     wildcard, kubernetes, kubernetes.default, kubernetes.default.svc[.*], the
     service IP of the spec (--config; default the embedded spec's), localhost
-    and loopback addresses (unless --allow-san NAME for each), except those
-    the spec gives a certificate of exactly the CSR's CN and O (the API
-    server's CSR signed with --server).
+    and loopback addresses, the API server's endpoint, and every name or
+    address the spec gives a certificate of another identity (a node's IP,
+    etcd's names) (unless --allow-san NAME for each), except those the spec
+    gives a certificate of exactly the CSR's CN and O (the API server's CSR
+    signed with --server); a CN that reads as a host name is judged the same
+    way.
 Before signing it prints the identity (CN, O), the SANs and the usages on
 standard error.
 
@@ -238,6 +245,7 @@ Without --client, --server or --usages, the usages the CSR requests are used.`,
 	_ = cmd.MarkFlagFilename("config", "yaml", "yml")
 	cmd.Flags().BoolVar(&allow.Masters, "allow-masters", false, "allow the system:masters group")
 	cmd.Flags().BoolVar(&allow.Nodes, "allow-nodes", false, "allow a kubelet's identity (system:node:NAME, group system:nodes)")
+	cmd.Flags().BoolVar(&allow.System, "allow-system", false, "allow another Kubernetes system identity (a CN or group starting with system:)")
 	cmd.Flags().StringSliceVar(&allow.SANs, "allow-san", nil, "allow this reserved SAN (wildcard, kubernetes.default.svc, service IP, loopback), repeatable")
 	return cmd
 }

@@ -91,6 +91,7 @@ func newKubeconfigUserCmd(e *env) *cobra.Command {
 		out          string
 		allowMasters bool
 		allowNodes   bool
+		allowSystem  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "user NAME",
@@ -101,8 +102,11 @@ CA. NAME follows the rule of the spec's users (one plain file name: no
 slashes, no leading dot). system:masters is refused unless --allow-masters:
 that group bypasses RBAC, and a certificate cannot be revoked short of
 rotating the CA; bind a ClusterRole to a group instead. A kubelet's identity
-(system:node:NAME, group system:nodes) is refused unless --allow-nodes. These
-are the rules of 'kubepki sign' too; a refusal exits 2.`,
+(system:node:NAME, group system:nodes) is refused unless --allow-nodes, and
+any other system identity (system:kube-controller-manager,
+system:serviceaccount:NS:NAME, a group starting with system:) unless
+--allow-system: the plan's own kubeconfigs come from 'kubepki kubeconfig'.
+These are the rules of 'kubepki sign' too; a refusal exits 2.`,
 		Example: `  kubepki kubeconfig user jane --group developers --ttl 720h --dir ./pki
   kubepki kubeconfig user ci-bot --group ci --server https://api.example.com:6443 --out ci.kubeconfig`,
 		Args: cobra.ExactArgs(1),
@@ -120,7 +124,7 @@ are the rules of 'kubepki sign' too; a refusal exits 2.`,
 			}
 			alg, _ := pki.ParseKeyAlgorithm(c.KeyAlgorithm)
 			spec := catalog.UserCert(c, name, groups, ttl, alg)
-			if err := catalog.RequestGate(c, catalog.Request{Subject: spec.Profile.Subject}, catalog.Allow{Masters: allowMasters, Nodes: allowNodes}); err != nil {
+			if err := catalog.RequestGate(c, catalog.Request{Subject: spec.Profile.Subject}, catalog.Allow{Masters: allowMasters, Nodes: allowNodes, System: allowSystem}); err != nil {
 				return usageError("%v", err)
 			}
 			st := f.store(e, plan.Profile)
@@ -185,6 +189,7 @@ are the rules of 'kubepki sign' too; a refusal exits 2.`,
 	cmd.Flags().StringVar(&out, "out", "", "kubeconfig file to write (default NAME.kubeconfig in the kubeconfig directory)")
 	cmd.Flags().BoolVar(&allowMasters, "allow-masters", false, "allow the system:masters group")
 	cmd.Flags().BoolVar(&allowNodes, "allow-nodes", false, "allow a kubelet's identity (system:node:NAME, group system:nodes)")
+	cmd.Flags().BoolVar(&allowSystem, "allow-system", false, "allow another Kubernetes system identity (a CN or group starting with system:)")
 	return cmd
 }
 
