@@ -71,11 +71,12 @@ func Read(path string, p store.KeyPolicy) (*api.Config, error) {
 	return decode(path, data)
 }
 
-// decode is clientcmd.LoadFromFile after its os.ReadFile.
+// decode is clientcmd.LoadFromFile after its os.ReadFile; an error names
+// the file, as store.ReadFile's do.
 func decode(path string, data []byte) (*api.Config, error) {
 	cfg, err := clientcmd.Load(data)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	for _, a := range cfg.AuthInfos {
 		a.LocationOfOrigin = path

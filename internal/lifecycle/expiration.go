@@ -368,10 +368,7 @@ func kubeconfigExpiry(name, path string) Expiry {
 func kubeconfigClientCert(path string) (*x509.Certificate, error) {
 	cfg, err := kubeconfig.Load(path)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("read kubeconfig %s: %w", path, err)
+		return nil, err // names the file
 	}
 	_, user, err := kubeconfig.Current(cfg)
 	if err != nil {
