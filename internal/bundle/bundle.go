@@ -74,7 +74,7 @@ func Collect(plan *catalog.Plan, st store.Store, node string) (*Bundle, error) {
 		if err := plan.CheckKeyOwner(nb, f); err != nil {
 			return nil, fmt.Errorf("bundle %s: refusing to put %s at %s: %w", node, src, f.Path, err)
 		}
-		data, err := os.ReadFile(src)
+		data, err := read(st, f, src)
 		if errors.Is(err, fs.ErrNotExist) && f.Kind == catalog.SourceKey && isCA(plan, f.Name) {
 			// External-CA mode: the CA key is elsewhere, and stays there.
 			continue
@@ -96,6 +96,16 @@ func Collect(plan *catalog.Plan, st store.Store, node string) (*Bundle, error) {
 		})
 	}
 	return b, nil
+}
+
+// read reads a bundle file's source as the store's key policy allows: a
+// private key as a key (owner, mode, links), anything else as a regular
+// file, never blocking on a FIFO.
+func read(st store.Store, f catalog.BundleFile, src string) ([]byte, error) {
+	if f.Kind == catalog.SourceKey {
+		return st.ReadKeyFile(src)
+	}
+	return st.ReadFile(src)
 }
 
 func isCA(plan *catalog.Plan, name string) bool {
@@ -177,13 +187,9 @@ func checkCert(plan *catalog.Plan, st store.Store, c catalog.CertSpec, cert *x50
 		return fmt.Errorf("%s: signing CA %q not in the plan", name, c.CA)
 	}
 	caPath := st.CertPath(caSpec.Path)
-	data, err := os.ReadFile(caPath)
+	cas, err := st.ReadCerts(caSpec.Path)
 	if err != nil {
 		return fmt.Errorf("%s: its CA: %w", name, err)
-	}
-	cas, err := pki.ParseCerts(data)
-	if err != nil {
-		return fmt.Errorf("%s: %w", caPath, err)
 	}
 	if !slices.ContainsFunc(cas, func(ca *x509.Certificate) bool { return cert.CheckSignatureFrom(ca) == nil }) {
 		return fmt.Errorf("%s is not signed by %s", name, caPath)

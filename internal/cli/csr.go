@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strings"
 	"time"
 
@@ -513,7 +512,7 @@ func currentCluster(raw clientcmdapi.Config, host string) (name, server string, 
 	}
 	caPEM = cl.CertificateAuthorityData
 	if len(caPEM) == 0 && cl.CertificateAuthority != "" {
-		if caPEM, err = os.ReadFile(cl.CertificateAuthority); err != nil {
+		if caPEM, err = store.ReadFile(cl.CertificateAuthority, store.KeyPolicy{Insecure: true}); err != nil {
 			return "", "", nil, fmt.Errorf("kubeconfig: cluster %q: %w", c.Cluster, err)
 		}
 	}

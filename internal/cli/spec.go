@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -119,11 +118,13 @@ func (f *specFlags) store(e *env, p catalog.Profile) store.Store {
 // maxInput bounds what kubepki reads from one user-supplied file.
 const maxInput = 16 << 20
 
-// readInput reads a file, or stdin for "-", refusing anything over maxInput.
+// readInput reads a file, or stdin for "-", refusing anything over
+// maxInput. A file named is opened as store.OpenRegular opens it (through
+// links, as the user named it): a FIFO is refused, not waited on.
 func readInput(e *env, path string) ([]byte, error) {
 	var r io.Reader = e.stdin
 	if path != "-" {
-		f, err := os.Open(path)
+		f, _, err := store.OpenRegular(path, store.KeyPolicy{Insecure: true})
 		if err != nil {
 			return nil, err
 		}

@@ -51,11 +51,50 @@ func Replace(path string, cfg *api.Config) error {
 	return store.Replace(path, data, store.KeyMode)
 }
 
-// Load reads a kubeconfig file.
+// Load reads a kubeconfig file as clientcmd.LoadFromFile does, through
+// a symbolic link as it does, but only from a regular file and never
+// blocking (store.OpenRegular): a FIFO planted in its place is an error,
+// not a hang.
 func Load(path string) (*api.Config, error) {
-	cfg, err := clientcmd.LoadFromFile(path)
+	return Read(path, store.KeyPolicy{Insecure: true})
+}
+
+// Read reads a kubeconfig file with store.ReadFile and p, then does what
+// clientcmd.LoadFromFile does after reading: decode, and set each
+// cluster's, user's and context's LocationOfOrigin to path (which
+// clientcmd.ResolveLocalPaths resolves relative file paths against).
+func Read(path string, p store.KeyPolicy) (*api.Config, error) {
+	data, err := store.ReadFile(path, p)
 	if err != nil {
 		return nil, err
+	}
+	return decode(path, data)
+}
+
+// decode is clientcmd.LoadFromFile after its os.ReadFile; an error names
+// the file, as store.ReadFile's do.
+func decode(path string, data []byte) (*api.Config, error) {
+	cfg, err := clientcmd.Load(data)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	for _, a := range cfg.AuthInfos {
+		a.LocationOfOrigin = path
+	}
+	for _, c := range cfg.Clusters {
+		c.LocationOfOrigin = path
+	}
+	for _, c := range cfg.Contexts {
+		c.LocationOfOrigin = path
+	}
+	if cfg.AuthInfos == nil {
+		cfg.AuthInfos = map[string]*api.AuthInfo{}
+	}
+	if cfg.Clusters == nil {
+		cfg.Clusters = map[string]*api.Cluster{}
+	}
+	if cfg.Contexts == nil {
+		cfg.Contexts = map[string]*api.Context{}
 	}
 	return cfg, nil
 }

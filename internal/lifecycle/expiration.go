@@ -319,10 +319,17 @@ func keyAbsent(path string) bool {
 	return errors.Is(err, fs.ErrNotExist)
 }
 
+// readReported reads a file check-expiration reports on, which it
+// changes nothing of: through symbolic links (kubelet-client-current.pem
+// is one), but only a regular file, never blocking on a FIFO.
+func readReported(path string) ([]byte, error) {
+	return store.ReadFile(path, store.KeyPolicy{Insecure: true})
+}
+
 // certExpiry reads the first certificate of a PEM file.
 func certExpiry(name, path string) Expiry {
 	e := Expiry{Name: name, Path: path}
-	data, err := os.ReadFile(path)
+	data, err := readReported(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		e.Missing = true
 		return e
@@ -361,10 +368,7 @@ func kubeconfigExpiry(name, path string) Expiry {
 func kubeconfigClientCert(path string) (*x509.Certificate, error) {
 	cfg, err := kubeconfig.Load(path)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("read kubeconfig %s: %w", path, err)
+		return nil, err // names the file
 	}
 	_, user, err := kubeconfig.Current(cfg)
 	if err != nil {
@@ -377,7 +381,7 @@ func kubeconfigClientCert(path string) (*x509.Certificate, error) {
 		if !filepath.IsAbs(from) {
 			from = filepath.Join(filepath.Dir(path), from)
 		}
-		if data, err = os.ReadFile(from); err != nil {
+		if data, err = readReported(from); err != nil {
 			return nil, fmt.Errorf("kubeconfig %s: client-certificate: %w", path, err)
 		}
 	}

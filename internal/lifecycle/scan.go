@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"kubepki.dev/kubepki/internal/store"
 )
 
 // MaxScanFileSize is the largest file Scan reads; bigger files are counted
@@ -271,17 +273,15 @@ func walkScanPaths(ctx context.Context, paths []string, jobs chan<- string) ([]S
 
 // readScanFile reads a regular file of at most MaxScanFileSize bytes into
 // buf's storage (grown as needed), with one open, one fstat and as few
-// reads as the size allows. large reports a bigger file, not read.
+// reads as the size allows. large reports a bigger file, not read. The
+// open is store.OpenRegular's: a file swapped for a FIFO after the walk
+// saw it is refused, not waited on.
 func readScanFile(path string, buf []byte) (data []byte, large bool, err error) {
-	f, err := os.Open(path)
+	f, fi, err := store.OpenRegular(path, store.KeyPolicy{Insecure: true})
 	if err != nil {
 		return buf[:0], false, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return buf[:0], false, err
-	}
 	if fi.Size() > MaxScanFileSize {
 		return buf[:0], true, nil
 	}

@@ -62,6 +62,10 @@ func Permissions(plan *catalog.Plan, st store.Store) []Permission {
 			out = append(out, Permission{Path: path, Problem: fmt.Sprintf("owned by uid %d, not by uid %d that runs kubepki: fix with chown %d %s", st.Uid, euid, euid, path)})
 			return
 		}
+		if n := store.HardLinks(fi); secret && n > 1 {
+			out = append(out, Permission{Path: path, Problem: fmt.Sprintf("has %d hard links: another path can read or replace it; fix with cp %s %s.copy && mv %s.copy %s (and remove the other links)", n, path, path, path, path)})
+			return
+		}
 		if m := fi.Mode().Perm(); m&forbidden != 0 {
 			out = append(out, Permission{
 				Path: path, Tighten: true, forbidden: forbidden,

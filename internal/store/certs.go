@@ -3,7 +3,6 @@ package store
 import (
 	"crypto/x509"
 	"fmt"
-	"os"
 
 	"kubepki.dev/kubepki/internal/pki"
 )
@@ -12,7 +11,7 @@ import (
 // (during a CA rotation it holds the new CA and the old one).
 func (s Store) ReadCerts(stem string) ([]*x509.Certificate, error) {
 	path := s.CertPath(stem)
-	data, err := os.ReadFile(path)
+	data, err := s.read(path, false)
 	if err != nil {
 		return nil, err
 	}

@@ -285,7 +285,9 @@ func writeJournal(dir string, j *journal) error {
 }
 
 func readJournal(path string) (*journal, error) {
-	data, err := os.ReadFile(path)
+	// Like every file of the directory: never through a link, never
+	// waiting on a FIFO.
+	data, err := ReadFile(path, KeyPolicy{})
 	if err != nil {
 		return nil, err
 	}
@@ -349,7 +351,7 @@ func syncDirs(entries []journalEntry, file func(journalEntry) string) error {
 
 // digest is the hex SHA-256 of a file ("" if it cannot be read).
 func digest(path string) string {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path, KeyPolicy{Insecure: true})
 	if err != nil {
 		return ""
 	}

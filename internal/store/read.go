@@ -67,7 +67,7 @@ func ReadFile(path string, p KeyPolicy) ([]byte, error) {
 }
 
 func readFile(path string, p KeyPolicy, secret bool) ([]byte, error) {
-	f, fi, err := open(path, p)
+	f, fi, err := OpenRegular(path, p)
 	if err != nil {
 		return nil, err
 	}
@@ -87,9 +87,13 @@ func readFile(path string, p KeyPolicy, secret bool) ([]byte, error) {
 	return data, nil
 }
 
-// open opens a regular file for reading as p allows, and returns what
-// fstat says of the file opened.
-func open(path string, p KeyPolicy) (*os.File, fs.FileInfo, error) {
+// OpenRegular opens a regular file for reading as p allows (through a
+// symbolic link only if p.Insecure, or within the directory for
+// p.SecretVolume), and returns what fstat says of the file opened. It never
+// blocks: a FIFO or device planted in place of a PKI file is opened
+// non-blocking and refused as "not a regular file". Every read of a
+// certificate, key or kubeconfig goes through it.
+func OpenRegular(path string, p KeyPolicy) (*os.File, fs.FileInfo, error) {
 	name, flags := path, syscall.O_NOFOLLOW
 	switch {
 	case p.Insecure:
@@ -162,8 +166,10 @@ func withinDir(path string) (string, error) {
 }
 
 // keyProblem says what makes an opened key file unsafe, or nil: another
-// owner (root too, as for ssh), or a mode that lets group or others in.
-// In a Secret volume root may own it and its group (the fsGroup) read it.
+// owner (root too, as for ssh), a second hard link (a name elsewhere,
+// perhaps in a directory others can read, for the same key), or a mode
+// that lets group or others in. In a Secret volume root may own it and its
+// group (the fsGroup) read it.
 func keyProblem(path string, fi fs.FileInfo, secretVolume bool) *UnsafeFileError {
 	uid, euid := owner(fi), os.Geteuid()
 	if uid != euid && !(secretVolume && uid == 0) {
@@ -171,6 +177,13 @@ func keyProblem(path string, fi fs.FileInfo, secretVolume bool) *UnsafeFileError
 			Path:    path,
 			Problem: fmt.Sprintf("owned by uid %d, not by uid %d that runs kubepki", uid, euid),
 			Fix:     fmt.Sprintf("chown %d %s", euid, path),
+		}
+	}
+	if n := HardLinks(fi); n > 1 {
+		return &UnsafeFileError{
+			Path:    path,
+			Problem: fmt.Sprintf("has %d hard links: another path can read or replace it", n),
+			Fix:     fmt.Sprintf("cp %s %s.copy && mv %s.copy %s (and remove the other links)", path, path, path, path),
 		}
 	}
 	forbidden := fs.FileMode(0o077)
@@ -206,6 +219,15 @@ func owner(fi fs.FileInfo) int {
 		return int(st.Uid)
 	}
 	return -1
+}
+
+// HardLinks is the number of hard links to a file, as fstat or lstat
+// reported it: more than one, for a private key, is a refusal.
+func HardLinks(fi fs.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Nlink)
+	}
+	return 1
 }
 
 // Tighten clears the forbidden permission bits of a file or directory

@@ -152,6 +152,20 @@ func TestReadKeyPolicy(t *testing.T) {
 			want:          "not a regular file",
 			insecureFails: true,
 		},
+		{
+			// ln outside/hl.key pki/ca.key: the same key under a name
+			// elsewhere, which its directory may let others read, or
+			// through which someone can replace it.
+			name: "second hard link elsewhere",
+			setup: func(t *testing.T, dir, elsewhere string) []byte {
+				data := writeKeyFile(t, filepath.Join(elsewhere, "hl.key"), 0o600)
+				if err := os.Link(filepath.Join(elsewhere, "hl.key"), filepath.Join(dir, "ca.key")); err != nil {
+					t.Fatal(err)
+				}
+				return data
+			},
+			want: "has 2 hard links: another path can read or replace it; fix with cp ",
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := Store{Dir: t.TempDir()}

@@ -100,6 +100,15 @@ func (s Store) ReadCA(stem string) (*pki.CA, error) {
 	return &pki.CA{Cert: cert, Key: key}, nil
 }
 
+// ReadFile reads a certificate, public key or kubeconfig of the directory
+// (any path, not a stem) as s.Keys allows: never through a symbolic link
+// unless s.Keys.Insecure, and only a regular file.
+func (s Store) ReadFile(path string) ([]byte, error) { return s.read(path, false) }
+
+// ReadKeyFile reads a private key file of the directory (any path, not a
+// stem) if s.Keys allows: a refusal is an *UnsafeFileError.
+func (s Store) ReadKeyFile(path string) ([]byte, error) { return s.read(path, true) }
+
 // read reads a file of the directory as s.Keys allows, marking a refusal
 // as one of a managed file.
 func (s Store) read(path string, secret bool) ([]byte, error) {
