@@ -16,6 +16,7 @@ import (
 
 	"kubepki.dev/kubepki/internal/pki"
 	"kubepki.dev/kubepki/internal/store"
+	"kubepki.dev/kubepki/internal/testenv"
 )
 
 func TestCAFilesReload(t *testing.T) {
@@ -239,62 +240,12 @@ func TestCAFilesRepeatedGarbage(t *testing.T) {
 	}
 }
 
-// secretVolume lays files out as kubelet does for a Secret volume
-// (k8s.io/kubernetes/pkg/volume/util AtomicWriter): the visible names are
-// symbolic links into ..data, itself a link to a timestamped directory,
-// and an update writes a new directory and swaps ..data with one rename.
-type secretVolume struct {
-	t   *testing.T
-	dir string
-	gen int
-}
-
-func newSecretVolume(t *testing.T, files map[string][]byte) *secretVolume {
-	v := &secretVolume{t: t, dir: t.TempDir()}
-	v.update(files)
-	for name := range files {
-		if err := os.Symlink(filepath.Join("..data", name), filepath.Join(v.dir, name)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return v
-}
-
-func (v *secretVolume) path(name string) string { return filepath.Join(v.dir, name) }
-
-func (v *secretVolume) update(files map[string][]byte) {
-	v.t.Helper()
-	v.gen++
-	ts := fmt.Sprintf("..2024_01_02_15_04_05.%09d", v.gen)
-	if err := os.Mkdir(filepath.Join(v.dir, ts), 0o755); err != nil {
-		v.t.Fatal(err)
-	}
-	for name, data := range files {
-		if err := os.WriteFile(filepath.Join(v.dir, ts, name), data, 0o600); err != nil {
-			v.t.Fatal(err)
-		}
-	}
-	tmp := filepath.Join(v.dir, "..data_tmp")
-	if err := os.Symlink(ts, tmp); err != nil {
-		v.t.Fatal(err)
-	}
-	old, _ := os.Readlink(filepath.Join(v.dir, "..data"))
-	if err := os.Rename(tmp, filepath.Join(v.dir, "..data")); err != nil {
-		v.t.Fatal(err)
-	}
-	if old != "" {
-		if err := os.RemoveAll(filepath.Join(v.dir, old)); err != nil {
-			v.t.Fatal(err)
-		}
-	}
-}
-
 // TestCAFilesSecretVolume rotates, breaks and restores a CA mounted from a
 // Secret volume.
 func TestCAFilesSecretVolume(t *testing.T) {
 	first, second := newCAFixture(t, "first"), newCAFixture(t, "second")
-	vol := newSecretVolume(t, map[string][]byte{"tls.crt": first.certPEM, "tls.key": first.keyPEM})
-	files, err := LoadCAFiles(vol.path("tls.crt"), vol.path("tls.key"), store.KeyPolicy{SecretVolume: true}, nil, nil)
+	vol := testenv.NewSecretVolume(t, map[string][]byte{"tls.crt": first.certPEM, "tls.key": first.keyPEM})
+	files, err := LoadCAFiles(vol.Path("tls.crt"), vol.Path("tls.key"), store.KeyPolicy{SecretVolume: true}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +261,7 @@ func TestCAFilesSecretVolume(t *testing.T) {
 		{"restored", first.certPEM, first.keyPEM, first.ca, false},
 	}
 	for _, s := range steps {
-		vol.update(map[string][]byte{"tls.crt": s.cert, "tls.key": s.key})
+		vol.Update(map[string][]byte{"tls.crt": s.cert, "tls.key": s.key})
 		ca := files.Current()
 		if !ca.Cert.Equal(s.want.Cert) {
 			t.Errorf("%s: signing with %s, want %s", s.name, ca.Cert.Subject, s.want.Cert.Subject)

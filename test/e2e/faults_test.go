@@ -9,14 +9,12 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -90,10 +88,10 @@ func TestControllerUnderFaults(t *testing.T) {
 	// certificate that does not match the key.
 	caCertPEM, caKeyPEM := readBytes(t, e.caCert), readBytes(t, e.caKey)
 	_, otherCert, _ := e.newCA("other-ca")
-	vol := newSecretVolume(t, map[string][]byte{"tls.crt": caCertPEM, "tls.key": caKeyPEM})
+	vol := testenv.NewSecretVolume(t, map[string][]byte{"tls.crt": caCertPEM, "tls.key": caKeyPEM})
 	args := []string{
 		"controller", "--kubeconfig=" + sa, "--log-level=info",
-		"--signer=" + certv1.KubeAPIServerClientSignerName + "=" + vol.path("tls.crt") + "," + vol.path("tls.key"),
+		"--signer=" + certv1.KubeAPIServerClientSignerName + "=" + vol.Path("tls.crt") + "," + vol.Path("tls.key"),
 		"--approve", "--approve-policy=" + policy, "--max-duration=24h",
 		"--workers=" + strconv.Itoa(workers),
 		"--lease-duration=" + lease.String(), "--renew-deadline=3s", "--retry-period=500ms",
@@ -145,11 +143,11 @@ func TestControllerUnderFaults(t *testing.T) {
 	steps = []faultStep{
 		{"CA certificate replaced with garbage", garbageAt, func() bool {
 			issuedAtGarbage = obs.issuedCount()
-			vol.update(map[string][]byte{"tls.crt": []byte("-----BEGIN CERTIFICATE-----\ngarbage\n"), "tls.key": caKeyPEM})
+			vol.Update(map[string][]byte{"tls.crt": []byte("-----BEGIN CERTIFICATE-----\ngarbage\n"), "tls.key": caKeyPEM})
 			return true
 		}},
 		{"CA replaced with a mismatched pair", garbageAt + 3*time.Second, func() bool {
-			vol.update(map[string][]byte{"tls.crt": readBytes(t, otherCert), "tls.key": caKeyPEM})
+			vol.Update(map[string][]byte{"tls.crt": readBytes(t, otherCert), "tls.key": caKeyPEM})
 			return true
 		}},
 		{"CA restored", garbageAt + 6*time.Second, func() bool {
@@ -173,7 +171,7 @@ func TestControllerUnderFaults(t *testing.T) {
 			} else {
 				t.Logf("%s: %d certificates issued with the last good CA while the files were broken", since(), n-issuedAtGarbage)
 			}
-			vol.update(map[string][]byte{"tls.crt": caCertPEM, "tls.key": caKeyPEM})
+			vol.Update(map[string][]byte{"tls.crt": caCertPEM, "tls.key": caKeyPEM})
 			return true
 		}},
 		{"SIGKILL the leader", killAt, func() bool {
@@ -814,57 +812,3 @@ func readBytes(t *testing.T, path string) []byte {
 }
 
 func readString(t *testing.T, path string) string { return string(readBytes(t, path)) }
-
-// secretVolume lays files out as kubelet does for a Secret volume
-// (AtomicWriter in k8s.io/kubernetes/pkg/volume/util): each visible name is
-// a symbolic link into ..data, itself a link to a timestamped directory;
-// an update writes a new directory and swaps ..data with one rename.
-type secretVolume struct {
-	t   *testing.T
-	dir string
-	gen int
-}
-
-func newSecretVolume(t *testing.T, files map[string][]byte) *secretVolume {
-	t.Helper()
-	v := &secretVolume{t: t, dir: t.TempDir()}
-	v.update(files)
-	for name := range files {
-		if err := os.Symlink(filepath.Join("..data", name), v.path(name)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return v
-}
-
-func (v *secretVolume) path(name string) string { return filepath.Join(v.dir, name) }
-
-func (v *secretVolume) update(files map[string][]byte) {
-	v.t.Helper()
-	v.gen++
-	ts := fmt.Sprintf("..%s.%d", time.Now().UTC().Format("2006_01_02_15_04_05"), v.gen)
-	if err := os.Mkdir(filepath.Join(v.dir, ts), 0o700); err != nil {
-		v.t.Fatal(err)
-	}
-	for name, data := range files {
-		if err := os.WriteFile(filepath.Join(v.dir, ts, name), data, 0o600); err != nil {
-			v.t.Fatal(err)
-		}
-	}
-	old, err := os.Readlink(filepath.Join(v.dir, "..data"))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		v.t.Fatal(err)
-	}
-	tmp := filepath.Join(v.dir, "..data_tmp")
-	if err := os.Symlink(ts, tmp); err != nil {
-		v.t.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(v.dir, "..data")); err != nil {
-		v.t.Fatal(err)
-	}
-	if old != "" {
-		if err := os.RemoveAll(filepath.Join(v.dir, old)); err != nil {
-			v.t.Fatal(err)
-		}
-	}
-}
