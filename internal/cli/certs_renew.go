@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"kubepki.dev/kubepki/internal/lifecycle"
+	"kubepki.dev/kubepki/internal/reconcile"
 )
 
 // renewOutput is what renew prints with -o json|yaml.
@@ -65,6 +66,13 @@ listed, with the command that makes CSRs for the external CA (exit 3).`,
 				return err
 			}
 			defer release()
+			// Renewal writes new keys into the directory as it is; say
+			// what would let others read them ('kubepki init' tightens it).
+			for _, p := range reconcile.Permissions(plan, st) {
+				if !p.Warning {
+					fmt.Fprintf(e.stderr, "warning: %s: %s (kubepki init tightens it)\n", p.Path, p.Problem)
+				}
+			}
 			rep, err := lifecycle.Renew(plan, st, opts)
 			if err != nil {
 				return err

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
@@ -175,7 +176,15 @@ func CheckUserName(name string) error {
 		return errors.New("must not be empty")
 	}
 	if strings.ContainsAny(name, "/\\\x00") || strings.HasPrefix(name, ".") {
-		return fmt.Errorf("%q cannot name a file (users/<name>.crt): no slashes or leading dot", name)
+		return fmt.Errorf("%q cannot name a file (users/<name>.crt, <name>.kubeconfig): no slashes or leading dot", name)
+	}
+	// A name that looks like another ("jane " and "jane") makes RBAC
+	// bindings and audit logs lie to whoever reads them.
+	if strings.TrimSpace(name) != name {
+		return fmt.Errorf("%q has leading or trailing white space", name)
+	}
+	if i := strings.IndexFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }); i >= 0 {
+		return fmt.Errorf("%q holds a character that does not print (%U)", name, []rune(name[i:])[0])
 	}
 	return nil
 }

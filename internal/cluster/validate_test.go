@@ -81,6 +81,9 @@ func TestValidate(t *testing.T) {
 		{"bad dns domain", func(c *Cluster) { c.DNSDomain = "-bad-" }, "dnsDomain", Error, "-bad-"},
 		{"user in masters", func(c *Cluster) { c.Users = []User{{Name: "jane", Groups: []string{"system:masters"}}} }, "users[0].groups", Warning, "bypasses RBAC"},
 		{"user name with slash", func(c *Cluster) { c.Users = []User{{Name: "../etc/passwd"}} }, "users[0].name", Error, "cannot name a file"},
+		{"user name with trailing space", func(c *Cluster) { c.Users = []User{{Name: "jane "}} }, "users[0].name", Error, "leading or trailing white space"},
+		{"user name with a tab inside", func(c *Cluster) { c.Users = []User{{Name: "ja\tne"}} }, "users[0].name", Error, "does not print"},
+		{"user name with a zero-width space", func(c *Cluster) { c.Users = []User{{Name: "ja\u200bne"}} }, "users[0].name", Error, "does not print"},
 		{"duplicate user", func(c *Cluster) { c.Users = []User{{Name: "jane"}, {Name: "jane"}} }, "users[1].name", Error, "duplicate user"},
 	}
 	for _, tc := range tests {
