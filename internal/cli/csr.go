@@ -35,7 +35,7 @@ import (
 func newCSRCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "csr",
-		Short: "Create, approve, deny and fetch CertificateSigningRequests (the Certificates API)",
+		Short: "Create, list, approve, deny and fetch CertificateSigningRequests (the Certificates API)",
 		Long: `Issue certificates through the cluster's Certificates API (certificates.k8s.io/v1)
 instead of with the CA key: the user flow of the Kubernetes docs page "Certificates and
 Certificate Signing Requests", without openssl and base64 by hand.
@@ -46,9 +46,13 @@ Certificate Signing Requests", without openssl and base64 by hand.
   3. a signer issues the certificate: kube-controller-manager, or 'kubepki controller'
   4. kubepki csr fetch jane --key jane.key --kubeconfig-out jane.kubeconfig
 
+'kubepki csr list' is 'kubectl get csr' with the subject and SANs each request
+asks for; 'kubepki csr list --pending' shows what still awaits a decision, such as
+the kubelet serving requests of new nodes.
+
 The cluster is reached with --kubeconfig, else $KUBECONFIG, else ~/.kube/config.`,
 	}
-	cmd.AddCommand(newCSRCreateCmd(e), newCSRDecideCmd(e, true), newCSRDecideCmd(e, false), newCSRFetchCmd(e))
+	cmd.AddCommand(newCSRCreateCmd(e), newCSRListCmd(e), newCSRDecideCmd(e, true), newCSRDecideCmd(e, false), newCSRFetchCmd(e))
 	return cmd
 }
 
