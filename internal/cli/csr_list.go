@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	certv1 "k8s.io/api/certificates/v1"
@@ -189,9 +190,13 @@ func sanList(s csr.Summary) string {
 
 // cell makes text from a CertificateSigningRequest safe to print in a
 // table: its requester chooses the subject and SANs, which may hold tabs,
-// newlines or terminal escape sequences. Such text is printed quoted, with
-// Go escapes, so it can neither break the table nor drive the terminal.
+// newlines, terminal escape sequences or bytes that are not UTF-8 (a lone
+// 0x9b is CSI to some terminals). Such text is printed quoted, with Go
+// escapes, so it can neither break the table nor drive the terminal.
 func cell(s string) string {
+	if !utf8.ValidString(s) {
+		return strconv.QuoteToGraphic(s)
+	}
 	for _, r := range s {
 		if !unicode.IsGraphic(r) || r == '\t' {
 			return strconv.QuoteToGraphic(s)

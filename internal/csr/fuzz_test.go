@@ -21,7 +21,9 @@ import (
 // FuzzParseRequest feeds spec.request bytes, which anyone allowed to create
 // a CSR chooses, through everything the signer and approver do with them
 // before signing: parsing, the CA check, every signer's rules and the
-// kubelet-serving policies. None may panic.
+// kubelet-serving policies; and through what `csr list` decodes of them,
+// which must list every request, with the reason when it does not parse.
+// None may panic.
 func FuzzParseRequest(f *testing.F) {
 	_, good := newRequest(f, reqSpec{cn: "system:node:n", o: []string{NodesGroup}, dns: []string{"n"}, ips: []string{"10.0.0.1"}})
 	_, ca := newRequest(f, reqSpec{cn: "x", exts: []pkix.Extension{basicConstraintsExt(f, true), keyUsageExt(f, 0, 5)}})
@@ -36,8 +38,15 @@ func FuzzParseRequest(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		req, err := ParseRequest(data)
+		sum := Summarize(csrObject("f", certv1.KubeletServingSignerName, "system:node:n", []string{NodesGroup}, data))
+		if sum.Name != "f" || (err != nil) != (sum.RequestError != "") {
+			t.Fatalf("Summarize: name %q, requestError %q; ParseRequest: %v", sum.Name, sum.RequestError, err)
+		}
 		if err != nil {
 			return
+		}
+		if sum.CommonName != req.Subject.CommonName || len(sum.DNSNames) != len(req.DNSNames) || len(sum.IPAddresses) != len(req.IPAddresses) {
+			t.Fatalf("Summarize lost part of the request: %+v", sum)
 		}
 		_ = RequestsCA(req)
 		for _, s := range []string{certv1.KubeletServingSignerName, certv1.KubeAPIServerClientKubeletSignerName, certv1.KubeAPIServerClientSignerName, "kubepki.dev/x"} {
