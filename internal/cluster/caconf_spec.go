@@ -12,7 +12,7 @@ import (
 	"kubepki.dev/kubepki/internal/pki"
 )
 
-// componentCerts maps the CNs of the hardway profile's component
+// componentCert maps the CNs of the hardway profile's component
 // certificates to their names in the catalog (Cluster.Components' keys).
 func componentCert(cn string) (string, bool) {
 	name, ok := map[string]string{
