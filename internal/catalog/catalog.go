@@ -145,6 +145,9 @@ func New(c *cluster.Cluster, profile Profile) (*Plan, error) {
 			return nil, fmt.Errorf("invalid cluster spec: %s", f)
 		}
 	}
+	if profile != Hardway && len(c.Components) > 0 {
+		return nil, fmt.Errorf("invalid cluster spec: components: the %s profile has no component certificates to add to (only hardway honours components)", profile)
+	}
 	in, err := newInputs(c)
 	if err != nil {
 		return nil, err

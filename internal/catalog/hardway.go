@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"net"
+	"slices"
 
 	"kubepki.dev/kubepki/internal/pki"
 )
@@ -24,8 +25,8 @@ func hardway(in inputs) *Plan {
 	p := &Plan{Profile: Hardway}
 	p.Certs = append(p.Certs,
 		in.ca(hardwayCA, "ca", "CA", "self-signed cluster CA; signs every other certificate"),
-		in.leaf("admin", hardwayCA, "admin", "kubectl client for the cluster administrator (system:masters bypasses RBAC)",
-			in.leafSubject("admin", "system:masters"), client),
+		in.extras(in.leaf("admin", hardwayCA, "admin", "kubectl client for the cluster administrator (system:masters bypasses RBAC)",
+			in.leafSubject("admin", "system:masters"), client)),
 	)
 	for _, n := range in.c.Workers() {
 		// The kubelet is both a client of the API server and a server the API
@@ -49,18 +50,37 @@ func hardway(in inputs) *Plan {
 		in.leafSubject("kubernetes"), client, server)
 	api.Profile.DNSNames, api.Profile.IPs = apiDNS, apiIPs
 	p.Certs = append(p.Certs,
-		in.leaf("kube-proxy", hardwayCA, "kube-proxy", "kube-proxy client",
-			in.leafSubject("system:kube-proxy", "system:node-proxier"), client),
-		in.leaf("kube-scheduler", hardwayCA, "kube-scheduler", "kube-scheduler client",
-			in.leafSubject("system:kube-scheduler", "system:kube-scheduler"), client),
-		in.leaf("kube-controller-manager", hardwayCA, "kube-controller-manager", "kube-controller-manager client",
-			in.leafSubject("system:kube-controller-manager", "system:kube-controller-manager"), client),
+		in.extras(in.leaf("kube-proxy", hardwayCA, "kube-proxy", "kube-proxy client",
+			in.leafSubject("system:kube-proxy", "system:node-proxier"), client)),
+		in.extras(in.leaf("kube-scheduler", hardwayCA, "kube-scheduler", "kube-scheduler client",
+			in.leafSubject("system:kube-scheduler", "system:kube-scheduler"), client)),
+		in.extras(in.leaf("kube-controller-manager", hardwayCA, "kube-controller-manager", "kube-controller-manager client",
+			in.leafSubject("system:kube-controller-manager", "system:kube-controller-manager"), client)),
 		api,
 	)
-	sa := in.leaf("service-accounts", hardwayCA, "service-accounts",
+	sa := in.extras(in.leaf("service-accounts", hardwayCA, "service-accounts",
 		"service-account token signing key pair (the certificate only carries the public key)",
-		in.leafSubject("service-accounts"), client)
+		in.leafSubject("service-accounts"), client))
 	sa.KeyAlgorithm = in.tokenKeyAlgorithm()
 	p.Certs = append(p.Certs, sa)
 	return p
+}
+
+// extras adds to a component certificate what the spec's components say
+// it has beyond the catalog: the tutorial's ca.conf gives kube-proxy,
+// kube-scheduler and kube-controller-manager serverAuth and SANs, which a
+// directory its openssl commands made keeps (cluster.Cluster.Components).
+func (in inputs) extras(c CertSpec) CertSpec {
+	x, ok := in.c.Components[c.Name]
+	if !ok {
+		return c
+	}
+	c.Profile.Usages = slices.Clone(c.Profile.Usages)
+	for _, u := range x.ExtraUsages {
+		if !slices.Contains(c.Profile.Usages, u) {
+			c.Profile.Usages = append(c.Profile.Usages, u)
+		}
+	}
+	c.Profile.DNSNames, c.Profile.IPs = addNames(c.Profile.DNSNames, c.Profile.IPs, x.ExtraSANs...)
+	return c
 }

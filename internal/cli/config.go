@@ -128,9 +128,14 @@ func newConfigImportCmd(e *env) *cobra.Command {
 equivalent cluster spec on stdout, with lint findings on stderr for the mistakes
 that tutorial is known to carry (the system:system:kube-scheduler group,
 kubernetes.svc.cluster.local, legacy nsCertType/nsComment, misshapen node
-certificates, admin in system:masters). Exit 3 if a finding is an error. A
-file that names a section it does not have (subjectAltName = @alt_names
-without [alt_names]) is refused with exit 1, as openssl refuses it.`,
+certificates, admin in system:masters). What the ca.conf declares and is no
+such mistake is kept: the serverAuth usage and SANs the tutorial gives
+kube-proxy, kube-scheduler and kube-controller-manager go into the spec's
+components, so that verify accepts the certificates its openssl commands
+make. Exit 3 if a finding is an error. A file openssl refuses is refused
+with exit 1, naming the file and line: a section it does not have
+(subjectAltName = @alt_names without [alt_names], req_extensions = missing)
+or a $variable with no value.`,
 		Example: "  kubepki config import-openssl ca.conf > cluster.yaml\n  kubepki init --config cluster.yaml",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"kubepki.dev/kubepki/internal/opensslconf"
+	"kubepki.dev/kubepki/internal/pki"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/caconf")
@@ -192,9 +195,12 @@ func TestImportOpenSSLFindings(t *testing.T) {
 		{"SAN item without a type",
 			api("IP:10.32.0.1, server.example"),
 			Warning, "ca.conf [kube-api-server_ext] subjectAltName", `"server.example" is not TYPE:value`},
-		{"$variable",
+		{"$ENV:: variable",
 			node("admin", "CN = $ENV::USER", "extendedKeyUsage = clientAuth"),
-			Warning, "ca.conf [admin_dn] CN", "$variable references are not expanded"},
+			Warning, "ca.conf [admin_dn] CN", "$ENV:: references name the environment of whoever runs openssl and are not expanded"},
+		{"component without clientAuth",
+			node("kube-proxy", "CN = system:kube-proxy\nO = system:node-proxier", "extendedKeyUsage = serverAuth"),
+			Error, "ca.conf [kube-proxy_ext] extendedKeyUsage", "lacks clientAuth: system:kube-proxy authenticates to the API server"},
 		{"unknown certificate",
 			node("etcd", "CN = etcd", "extendedKeyUsage = serverAuth"),
 			Warning, "ca.conf [etcd]", `CN "etcd" is neither a node, a Kubernetes component nor a user`},
@@ -319,50 +325,6 @@ func TestImportOpenSSLSpec(t *testing.T) {
 	}
 }
 
-func TestParseConf(t *testing.T) {
-	tests := []struct {
-		name, conf, section, key, want string
-	}{
-		{"plain", "[a]\nk = v\n", "a", "k", "v"},
-		{"before any section", "k = v\n[a]\n", "default", "k", "v"},
-		{"spaced header", "[  a b  ]  # note\nk=v\n", "a b", "k", "v"},
-		{"trailing # comment", "[a]\nk = v # note\n", "a", "k", "v"},
-		{"trailing ; comment", "[a]\nk = v ; note\n", "a", "k", "v"},
-		{"full-line comments", "[a]\n# k = no\n  ; k = no\nk = v\n", "a", "k", "v"},
-		{"double quotes", "[a]\nk = \"  v # not a comment; \\\"q\\\"  \"  \n", "a", "k", `  v # not a comment; "q"  `},
-		{"single quotes", "[a]\nk = 'it'\"'\"'s'\n", "a", "k", "it's"},
-		{"quoted part", "[a]\nk = Node \"0\" cert\n", "a", "k", "Node 0 cert"},
-		{"escapes", "[a]\nk = a\\#b\\;c\\\\d\\ \n", "a", "k", `a#b;c\d `},
-		{"continuation", "[a]\nk = DNS:a, \\\n  DNS:b\n", "a", "k", "DNS:a,   DNS:b"},
-		{"continued comment", "[a]\n# note \\\nk = no\nk2 = v\n", "a", "k2", "v"},
-		{"escaped backslash is no continuation", "[a]\nk = v\\\\\nk2 = w\n", "a", "k2", "w"},
-		{"CRLF", "[a]\r\nk = v\r\n", "a", "k", "v"},
-		{"BOM", "\ufeff[a]\nk = v\n", "a", "k", "v"},
-		{"duplicate key, last wins", "[a]\nk = 1\nk = 2\n", "a", "k", "2"},
-		{"repeated section merges", "[a]\nk = 1\n[b]\n[a]\nk2 = 2\n", "a", "k", "1"},
-		{"other section's key", "[a]\nb::k = v\n", "b", "k", "v"},
-		{"empty value", "[a]\nk =\n", "a", "k", ""},
-		{"$ left as written", "[a]\nk = ${dir}/x\n", "a", "k", "${dir}/x"},
-		{"case-insensitive lookup", "[Alt_Names]\ndns.0 = v\n", "alt_names", "DNS.0", "v"},
-		{"unterminated quote", "[a]\nk = \"v  \n", "a", "k", "v"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cf, _, err := parseConf([]byte(tt.conf), "ca.conf")
-			if err != nil {
-				t.Fatal(err)
-			}
-			e := cf.lookup(tt.section).get(tt.key)
-			if e == nil {
-				t.Fatalf("[%s] %s not found", tt.section, tt.key)
-			}
-			if e.value != tt.want {
-				t.Errorf("[%s] %s = %q, want %q", tt.section, tt.key, e.value, tt.want)
-			}
-		})
-	}
-}
-
 func TestImportOpenSSLErrors(t *testing.T) {
 	tests := []struct {
 		name, conf, want string
@@ -373,16 +335,21 @@ func TestImportOpenSSLErrors(t *testing.T) {
 		{"printable garbage", "}{ ][ =\"\x7f\n=====\n[[]]\n\u00e9\u0301 = \\\n", "ca.conf: no certificate sections"},
 		{"NUL byte", "[req]\nCN = \x00\n", "ca.conf:2: binary data"},
 		{"invalid UTF-8", "[req]\n\nCN = \xff\xfe\n", "ca.conf:3: binary data"},
-		{"over 1 MiB", strings.Repeat("# padding\n", maxConfSize/10+1), "over the 1048576-byte limit"},
-		// openssl refuses a file that names a section it does not have.
+		{"over 1 MiB", strings.Repeat("# padding\n", opensslconf.MaxSize/10+1), "over the 1048576-byte limit"},
+		// openssl refuses a file that names a section it does not have, or a
+		// $variable with no value: the error names the file, the line, the
+		// section and the key.
 		{"missing distinguished_name section", "[admin]\ndistinguished_name = nowhere\n[admin_dn]\nCN = admin\n",
-			"ca.conf [admin] distinguished_name: names section [nowhere], which does not exist (openssl refuses such a file)"},
+			"ca.conf:2: [admin] distinguished_name names section [nowhere], which does not exist (openssl refuses such a file)"},
 		{"missing extensions section", "[admin]\nCN = admin\nreq_extensions = nowhere\n",
-			"ca.conf [admin] req_extensions: names section [nowhere], which does not exist"},
+			"ca.conf:3: [admin] req_extensions names section [nowhere], which does not exist"},
 		{"missing alt names section", api("@nowhere"),
-			"ca.conf [kube-api-server_ext] subjectAltName: names section [nowhere], which does not exist"},
+			"ca.conf:8: [kube-api-server_ext] subjectAltName names section [nowhere], which does not exist"},
 		{"missing section inside alt names", api("@alt") + "[alt]\nDNS.0 = server.example\nDNS.1 = @gone\n",
-			"ca.conf [alt] DNS.1: names section [gone], which does not exist"},
+			"ca.conf:11: [alt] DNS.1 names section [gone], which does not exist"},
+		{"section named in another case", api("@Alt") + "[alt]\nDNS.0 = server.example\n",
+			"ca.conf:8: [kube-api-server_ext] subjectAltName names section [Alt], which does not exist (openssl refuses such a file); openssl's section names are case-sensitive: did you mean [alt]?"},
+		{"variable with no value", "[admin]\nCN = $user\n", "ca.conf:2: $user has no value"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -429,18 +396,18 @@ func TestImportOpenSSLBounds(t *testing.T) {
 				repeat(8000, func(i int) string { return fmt.Sprintf("[u%d]\ndistinguished_name = dn\nreq_extensions = ext\n", i) }),
 			"more than 64 subject attributes"},
 		{"many certificates share a long default reference",
-			"distinguished_name = " + strings.Repeat("x", maxLineLen-30) + "\n" + repeat(20000, func(i int) string { return fmt.Sprintf("[u%d]\nCN = u%d\nreq_extensions = e\n", i, i) }),
+			"distinguished_name = " + strings.Repeat("x", opensslconf.MaxLine-30) + "\n" + repeat(20000, func(i int) string { return fmt.Sprintf("[u%d]\nCN = u%d\nreq_extensions = e\n", i, i) }),
 			"which does not exist (openssl refuses such a file)"},
 		{"an overlong line",
-			"[req]\nCN = CA\nk = " + strings.Repeat("v", 2*maxLineLen) + "\n",
+			"[req]\nCN = CA\nk = " + strings.Repeat("v", 2*opensslconf.MaxLine) + "\n",
 			"line longer than"},
 		{"a file of continuations",
-			"[req]\nCN = CA\n" + strings.Repeat("x\\\n", maxConfSize/4),
+			"[req]\nCN = CA\n" + strings.Repeat("x\\\n", opensslconf.MaxSize/4),
 			"line longer than"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if len(tt.conf) > maxConfSize {
+			if len(tt.conf) > opensslconf.MaxSize {
 				t.Fatalf("test input is %d bytes, over the limit", len(tt.conf))
 			}
 			start := time.Now()
@@ -460,6 +427,47 @@ func TestImportOpenSSLBounds(t *testing.T) {
 			}
 			if !strings.Contains(findingLines(fs), tt.phrase) {
 				t.Errorf("no finding saying %q", tt.phrase)
+			}
+		})
+	}
+}
+
+// What the tutorial's ca.conf declares beyond kubepki's catalog is kept in
+// the spec's components: kube-proxy, kube-scheduler and
+// kube-controller-manager have serverAuth and SANs; admin and
+// service-accounts have nothing more.
+func TestImportOpenSSLComponents(t *testing.T) {
+	extra := func(name string) Component {
+		return Component{ExtraUsages: []pki.Usage{pki.UsageServerAuth}, ExtraSANs: []string{name, "127.0.0.1"}}
+	}
+	tests := []struct {
+		name string
+		conf string
+		want map[string]Component
+	}{
+		{"the tutorial's ca.conf", "", map[string]Component{
+			"kube-proxy": extra("kube-proxy"), "kube-scheduler": extra("kube-scheduler"), "kube-controller-manager": extra("kube-controller-manager"),
+		}},
+		{"SANs from an @section", kthwish + node("admin", "CN = admin", "extendedKeyUsage = clientAuth\nsubjectAltName = @admin_alt") + "[admin_alt]\nDNS.0 = admin.example\nIP.0 = 10.0.0.9\nemail.0 = ops@example.com\n",
+			map[string]Component{"admin": {ExtraSANs: []string{"admin.example", "10.0.0.9"}}}},
+		{"nothing beyond the catalog", kthwish + node("kube-scheduler", "CN = system:kube-scheduler", "extendedKeyUsage = clientAuth"), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c *Cluster
+			if tt.conf == "" {
+				c, _ = importFile(t, "testdata/caconf/kthw.conf")
+			} else {
+				var err error
+				if c, _, err = ImportOpenSSL([]byte(tt.conf), "ca.conf"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !reflect.DeepEqual(c.Components, tt.want) {
+				t.Errorf("components %#v\nwant %#v", c.Components, tt.want)
+			}
+			if fs := Validate(c); HasErrors(fs) {
+				t.Errorf("imported spec does not validate: %v", fs)
 			}
 		})
 	}

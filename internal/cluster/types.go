@@ -5,6 +5,8 @@ package cluster
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"kubepki.dev/kubepki/internal/pki"
 )
 
 // The spec's type identity.
@@ -43,6 +45,29 @@ type Cluster struct {
 	Nodes []Node `json:"nodes"`
 	// Users are extra people or bots that get a client certificate.
 	Users []User `json:"users,omitempty"`
+	// Components adds to a component certificate of the hardway profile what
+	// a PKI made by hand declares beyond kubepki's catalog, keyed by the
+	// certificate's name (see ComponentNames): the ca.conf of "Kubernetes
+	// the Hard Way" gives kube-proxy, kube-scheduler and
+	// kube-controller-manager serverAuth and SANs, and `config
+	// import-openssl` keeps them here so that verify accepts what the
+	// tutorial's openssl commands make.
+	Components map[string]Component `json:"components,omitempty"`
+}
+
+// Component is what one component certificate has beyond the catalog's.
+type Component struct {
+	// ExtraUsages are extended key usages added to the catalog's: "server
+	// auth" or "client auth".
+	ExtraUsages []pki.Usage `json:"extraUsages,omitempty"`
+	// ExtraSANs are DNS names or IPs the certificate also names.
+	ExtraSANs []string `json:"extraSANs,omitempty"`
+}
+
+// ComponentNames are the keys Cluster.Components takes: the hardway
+// profile's component certificates whose identity the catalog fixes.
+func ComponentNames() []string {
+	return []string{"admin", "kube-proxy", "kube-scheduler", "kube-controller-manager", "service-accounts"}
 }
 
 // APIServer is how the API server is reached.

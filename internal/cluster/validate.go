@@ -103,6 +103,7 @@ func Validate(c *Cluster) []Finding {
 		add(Error, "validity.leaf", "%s is longer than the CA's %s: a leaf cannot outlive its CA", c.Validity.Leaf.Duration, c.Validity.CA.Duration)
 	}
 	fs = append(fs, validateNodes(c.Nodes)...)
+	fs = append(fs, validateComponents(c.Components)...)
 	seenUsers := map[string]bool{}
 	for i, u := range c.Users {
 		f := fmt.Sprintf("users[%d]", i)
@@ -163,6 +164,44 @@ func validateNodes(nodes []Node) []Finding {
 	}
 	if len(nodes) > 0 && controlPlanes == 0 {
 		add(Error, "nodes", "no node has the control-plane role")
+	}
+	return fs
+}
+
+// validateComponents checks the additions to component certificates, in
+// the order of ComponentNames.
+func validateComponents(cs map[string]Component) []Finding {
+	var fs []Finding
+	add := func(field, format string, args ...any) {
+		fs = append(fs, Finding{Severity: Error, Field: field, Message: fmt.Sprintf(format, args...)})
+	}
+	names := ComponentNames()
+	var unknown []string
+	for name := range cs {
+		if !slices.Contains(names, name) {
+			unknown = append(unknown, name)
+		}
+	}
+	slices.Sort(unknown)
+	for _, name := range unknown {
+		add("components."+name, "unknown component certificate %q (want one of %s)", name, strings.Join(names, ", "))
+	}
+	for _, name := range names {
+		x, ok := cs[name]
+		if !ok {
+			continue
+		}
+		f := "components." + name
+		for i, u := range x.ExtraUsages {
+			if u != pki.UsageClientAuth && u != pki.UsageServerAuth {
+				add(fmt.Sprintf("%s.extraUsages[%d]", f, i), "unknown usage %q (want %q or %q)", u, pki.UsageClientAuth, pki.UsageServerAuth)
+			}
+		}
+		for i, s := range x.ExtraSANs {
+			if err := checkSAN(s); err != nil {
+				add(fmt.Sprintf("%s.extraSANs[%d]", f, i), "%v", err)
+			}
+		}
 	}
 	return fs
 }
