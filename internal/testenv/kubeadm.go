@@ -406,39 +406,66 @@ type KubeadmExpirations struct {
 
 // CheckExpiration runs the real `kubeadm certs check-expiration -o json` on
 // the node. kubeadm reads kubeconfigs only from /etc/kubernetes, so as root
-// it runs with --rootfs Root (kubeadm chroots into the node's root, where
-// the certificates are /etc/kubernetes/pki) and reports the kubeconfigs too;
-// otherwise it runs with --cert-dir PKIDir and reports every kubeconfig
-// missing. It returns the report and whether the kubeconfigs were read.
+// it runs InRoot and reports the kubeconfigs too; otherwise it runs with
+// --cert-dir PKIDir and reports every kubeconfig missing. It returns the
+// report and whether the kubeconfigs were read.
 func (n *KubeadmNode) CheckExpiration(t testing.TB) (KubeadmExpirations, bool) {
 	t.Helper()
-	var args []string
-	chroot := os.Geteuid() == 0
-	if chroot {
-		// The config must lie inside the new root, naming the
-		// certificates by their path there.
-		cfg := filepath.Join(n.Root, "tmp", "kubeadm-check-expiration.yaml")
-		if err := os.MkdirAll(filepath.Dir(cfg), 0o755); err != nil {
+	out, chroot := n.KubeadmInRoot(t, "certs", "check-expiration", "-o", "json")
+	if !chroot {
+		args := []string{"certs", "check-expiration", "--config", n.Config, "--cert-dir", n.PKIDir, "-o", "json"}
+		var err error
+		if out, err = kubeadmStdout(n.bins, args...); err != nil {
 			t.Fatalf("testenv: %v", err)
 		}
-		if err := os.WriteFile(cfg, []byte(kubeadmConfig(n.cfg, "/etc/kubernetes/pki")), 0o644); err != nil {
-			t.Fatalf("testenv: %v", err)
-		}
-		defer os.RemoveAll(filepath.Dir(cfg))
-		args = []string{"certs", "check-expiration", "--rootfs", n.Root, "--config", "/tmp/kubeadm-check-expiration.yaml", "-o", "json"}
-	} else {
-		args = []string{"certs", "check-expiration", "--config", n.Config, "--cert-dir", n.PKIDir, "-o", "json"}
 	}
-	cmd := exec.Command(n.bins.Kubeadm, args...)
+	var report KubeadmExpirations
+	if err := json.Unmarshal([]byte(out), &report); err != nil {
+		t.Fatalf("testenv: kubeadm check-expiration: %v\n%s", err, out)
+	}
+	return report, chroot
+}
+
+// KubeadmInRoot runs kubeadm as on the node itself: chrooted into Root
+// (--rootfs, which needs root privileges), with --config naming a copy of
+// the node's config inside Root whose certificatesDir is
+// /etc/kubernetes/pki. kubeadm's certs commands read and write kubeconfigs
+// only in /etc/kubernetes, so this is the way to run them on the node's
+// kubeconfigs (and never on the host's). It returns kubeadm's stdout; a
+// non-zero exit fails the test. Without root privileges it runs nothing and
+// returns ok false.
+func (n *KubeadmNode) KubeadmInRoot(t testing.TB, args ...string) (stdout string, ok bool) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return "", false
+	}
+	const inRoot = "/tmp/kubeadm-testenv.yaml"
+	cfg := filepath.Join(n.Root, inRoot)
+	if err := os.MkdirAll(filepath.Dir(cfg), 0o755); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	if err := os.WriteFile(cfg, []byte(kubeadmConfig(n.cfg, "/etc/kubernetes/pki")), 0o644); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	defer os.Remove(cfg)
+	out, err := kubeadmStdout(n.bins, append(args, "--rootfs", n.Root, "--config", inRoot)...)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return out, true
+}
+
+// kubeadmStdout runs kubeadm and returns its stdout; the error includes
+// stderr.
+func kubeadmStdout(bins Binaries, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), kubeadmTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bins.Kubeadm, args...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("testenv: kubeadm %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
+		return string(out), fmt.Errorf("kubeadm %s: %w\n%s%s", strings.Join(args, " "), err, out, stderr.String())
 	}
-	var report KubeadmExpirations
-	if err := json.Unmarshal(out, &report); err != nil {
-		t.Fatalf("testenv: kubeadm check-expiration: %v\n%s", err, out)
-	}
-	return report, chroot
+	return string(out), nil
 }

@@ -12,7 +12,6 @@ import (
 	"encoding/pem"
 	"io/fs"
 	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -63,6 +62,7 @@ func TestKubeadmNode(t *testing.T) {
 	bin := testenv.Kubepki(t)
 	base := testenv.NewKubeadmNode(t, testenv.KubeadmNodeConfig{})
 
+	byKubeadm := base.Copy(t)
 	embedded := base.Copy(t)
 	current := base.Copy(t)
 	currentPEM := current.KubeletClientCurrent(t)
@@ -81,6 +81,25 @@ func TestKubeadmNode(t *testing.T) {
 			whoamis = append(whoamis, check{variant, filepath.Join(n.Dir, id.file), id})
 		}
 	}
+
+	// The checks below hold for kubeadm's own renewal, which leaves
+	// kubelet.conf alone: they ask no more of kubepki than kubeadm does,
+	// plus kubelet.conf.
+	t.Run("kubeadm certs renew all meets the same checks", func(t *testing.T) {
+		n := byKubeadm
+		before := snapshotNode(t, n)
+		if _, ok := n.KubeadmInRoot(t, "certs", "renew", "all"); !ok {
+			t.Skip("kubeadm renews kubeconfigs only in /etc/kubernetes: without root privileges it cannot be chrooted into the node's root")
+		}
+		after := snapshotNode(t, n)
+		if after.certs["kubelet.conf"].SerialNumber.Cmp(before.certs["kubelet.conf"].SerialNumber) != 0 {
+			t.Errorf("kubeadm renewed kubelet.conf; this test's premise is that it does not")
+		}
+		delete(before.certs, "kubelet.conf")
+		delete(after.certs, "kubelet.conf")
+		assertRenewed(t, n, before, after)
+		assertKubeadmSeesRenewal(t, n)
+	})
 
 	for _, tc := range []struct {
 		name string
@@ -213,7 +232,8 @@ func TestKubeadmNode(t *testing.T) {
 				t.Fatal(err)
 			}
 			for name, c := range cfg.Clusters {
-				if got := certsIn(t, c.CertificateAuthorityData); !slices.EqualFunc(got, []*x509.Certificate{clusterCA, nextCA}, (*x509.Certificate).Equal) {
+				got := certsIn(t, c.CertificateAuthorityData)
+				if len(got) != 2 || !slices.ContainsFunc(got, clusterCA.Equal) || !slices.ContainsFunc(got, nextCA.Equal) {
 					t.Errorf("%s cluster %s: certificate-authority-data holds %d CA(s) %v, want both CAs of ca.crt", id.file, name, len(got), commonNames(got))
 				}
 			}
@@ -340,10 +360,10 @@ func assertRenewed(t *testing.T, n *testenv.KubeadmNode, before, after nodeSnaps
 		if cur.Subject.String() != old.Subject.String() {
 			t.Errorf("%s: subject %s after renewal, want %s", name, cur.Subject, old.Subject)
 		}
-		if !slices.Equal(cur.DNSNames, old.DNSNames) || !slices.EqualFunc(cur.IPAddresses, old.IPAddresses, net.IP.Equal) {
-			t.Errorf("%s: SANs %v %v after renewal, want %v %v", name, cur.DNSNames, cur.IPAddresses, old.DNSNames, old.IPAddresses)
+		if !slices.Equal(sans(cur), sans(old)) {
+			t.Errorf("%s: SANs %v after renewal, want %v", name, sans(cur), sans(old))
 		}
-		if !slices.Equal(cur.ExtKeyUsage, old.ExtKeyUsage) {
+		if !slices.Equal(sortedUsages(cur.ExtKeyUsage), sortedUsages(old.ExtKeyUsage)) {
 			t.Errorf("%s: extended key usages %v after renewal, want %v", name, cur.ExtKeyUsage, old.ExtKeyUsage)
 		}
 		if cur.NotAfter.Before(old.NotAfter) {
@@ -654,6 +674,22 @@ func certsIn(t *testing.T, data []byte) []*x509.Certificate {
 		}
 		certs = append(certs, c)
 	}
+}
+
+// sans are a certificate's DNS and IP SANs, sorted.
+func sans(c *x509.Certificate) []string {
+	out := slices.Clone(c.DNSNames)
+	for _, ip := range c.IPAddresses {
+		out = append(out, ip.String())
+	}
+	slices.Sort(out)
+	return out
+}
+
+func sortedUsages(s []x509.ExtKeyUsage) []x509.ExtKeyUsage {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
 }
 
 func commonNames(certs []*x509.Certificate) []string {
