@@ -14,6 +14,7 @@ import (
 	"kubepki.dev/kubepki/internal/catalog"
 	"kubepki.dev/kubepki/internal/cluster"
 	"kubepki.dev/kubepki/internal/kubeconfig"
+	"kubepki.dev/kubepki/internal/openssltest"
 	"kubepki.dev/kubepki/internal/pki"
 	"kubepki.dev/kubepki/internal/pkitest"
 	"kubepki.dev/kubepki/internal/reconcile"
@@ -320,3 +321,74 @@ func eq[T any](t *testing.T, what string, got, want T) {
 }
 
 func fmtAny(v any) string { return fmt.Sprintf("%+v", v) }
+
+// TestInferTutorialCertificates: the certificates the hard way's openssl
+// commands make from the tutorial's ca.conf, before any kubeconfig exists.
+// The endpoint then comes from the API server's first name, a noted guess;
+// the tutorial's kubernetes.svc.cluster.local is left out, noted.
+func TestInferTutorialCertificates(t *testing.T) {
+	dir := t.TempDir()
+	conf, err := filepath.Abs("../cluster/testdata/caconf/kthw.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	openssltest.Run(t, dir, "genrsa", "-out", "ca.key", "2048")
+	openssltest.Run(t, dir, "req", "-x509", "-new", "-sha512", "-noenc", "-key", "ca.key", "-days", "3653", "-config", conf, "-out", "ca.crt")
+	for _, c := range []string{"admin", "node-0", "node-1", "kube-proxy", "kube-scheduler", "kube-controller-manager", "kube-api-server", "service-accounts"} {
+		openssltest.Run(t, dir, "genrsa", "-out", c+".key", "2048")
+		openssltest.Run(t, dir, "req", "-new", "-key", c+".key", "-sha256", "-config", conf, "-section", c, "-out", c+".csr")
+		openssltest.Run(t, dir, "x509", "-req", "-days", "3653", "-in", c+".csr", "-copy_extensions", "copyall", "-sha256",
+			"-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", c+".crt")
+	}
+	r, err := Infer(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := r.Spec
+	eq(t, "profile", r.Profile, catalog.Hardway)
+	eq(t, "nodes", nodeNames(c), "server[control-plane] node-0[worker] node-1[worker]")
+	eq(t, "node-0 ips", len(c.Nodes[1].IPs), 0) // the tutorial's node certificates name 127.0.0.1 only
+	eq(t, "server hostnames", strings.Join(c.Nodes[0].Hostnames, ","), "server.kubernetes.local")
+	eq(t, "endpoint", c.APIServer.Endpoint, "server.kubernetes.local:6443")
+	eq(t, "extraSANs", strings.Join(c.APIServer.ExtraSANs, ","), "api-server.kubernetes.local")
+	eq(t, "serviceCIDR", c.ServiceCIDR, "10.32.0.0/24")
+	eq(t, "dnsDomain", c.DNSDomain, "cluster.local")
+	eq(t, "keyAlgorithm", c.KeyAlgorithm, "RSA-2048")
+	eq(t, "subject", c.Subject, cluster.Subject{Country: "US", Province: "Washington", Locality: "Seattle"})
+	eq(t, "validity", c.Validity.CA.Duration == 3653*24*time.Hour && c.Validity.Leaf == c.Validity.CA, true)
+	for _, field := range []string{"apiServer.endpoint", "apiServer.extraSANs", "dnsDomain", "serviceCIDR", "nodes"} {
+		if !slices.ContainsFunc(r.Notes, func(n Note) bool { return n.Field == field }) {
+			t.Errorf("no note on %s: %v", field, r.Notes)
+		}
+	}
+}
+
+// TestInferErrors: a file inference needs that is there but unreadable is
+// an error naming it, not a guess.
+func TestInferErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		profile catalog.Profile
+		file    string // relative to the kubeconfig directory's parent for kubeadm
+		data    string
+		want    string
+	}{
+		{"apiserver.crt not PEM", catalog.Kubeadm, "pki/apiserver.crt", "garbage", "pki/apiserver.crt"},
+		{"admin.conf not YAML", catalog.Kubeadm, "admin.conf", "{", "admin.conf"},
+		{"admin.conf server not a URL", catalog.Kubeadm, "admin.conf", "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://'}}]\nusers: [{name: u, user: {}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n", "is not a URL"},
+		{"node certificate not PEM", catalog.Hardway, "pki/node-0.crt", "garbage", "pki/node-0.crt"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st := apply(t, tc.profile, cluster.Default())
+			root := filepath.Dir(st.Dir)
+			if err := os.WriteFile(filepath.Join(root, tc.file), []byte(tc.data), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Infer(st.Dir, "")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Infer: %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+}

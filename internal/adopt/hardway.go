@@ -148,6 +148,9 @@ func (r *reader) hardwayEndpointKubeconfig() (*kubeconfigInfo, error) {
 		if err != nil {
 			return nil, err
 		}
+		if k == nil {
+			continue // removed since the directory was listed
+		}
 		if ip := net.ParseIP(hostOf(k.Server)); ip != nil && ip.IsLoopback() {
 			if best == nil {
 				best, bestRank = k, 98

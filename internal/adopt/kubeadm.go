@@ -172,6 +172,9 @@ func (r *reader) kubeadmNodes(c *cluster.Cluster, apiNode string) error {
 		if err != nil {
 			return err
 		}
+		if k == nil {
+			continue // removed since the directory was listed
+		}
 		name, ok := nodeOf(certOf(k))
 		if !ok {
 			name = stem
