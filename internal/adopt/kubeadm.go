@@ -39,6 +39,9 @@ func inferKubeadm(r *reader) (*cluster.Cluster, error) {
 	off := false
 	if etcdCA == nil {
 		c.CertificateAuthorities.Etcd = &off
+		if etcdServer == nil {
+			r.note("certificateAuthorities.etcd", "no etcd CA and no etcd/server.crt: an external etcd? the plan still lists etcd's certificates, signed by the cluster CA")
+		}
 	}
 	if frontProxyCA == nil {
 		c.CertificateAuthorities.FrontProxy = &off
