@@ -214,8 +214,10 @@ func kubeadmBundles(c *cluster.Cluster, p *Plan) {
 				bb.add(path.Join(kubeadmPKIDir, k.Path+".key"), SourceKey, k.Name)
 				bb.add(path.Join(kubeadmPKIDir, k.Path+".pub"), SourcePublicKey, k.Name)
 			}
-			for _, k := range []string{"admin.conf", "super-admin.conf", "controller-manager.conf", "scheduler.conf"} {
-				bb.add(path.Join(kubeadmDir, k), SourceKubeconfig, k)
+			for _, k := range p.Kubeconfigs {
+				if k.Node == "" {
+					bb.add(path.Join(kubeadmDir, k.File), SourceKubeconfig, k.Name)
+				}
 			}
 		}
 		bb.add(path.Join(kubeadmPKIDir, "ca.crt"), SourceCert, "ca")

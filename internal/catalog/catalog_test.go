@@ -38,6 +38,9 @@ func TestGolden(t *testing.T) {
 			c.CertificateAuthorities.Etcd, c.CertificateAuthorities.FrontProxy = &off, &off
 		}},
 		{"kubeadm-ed25519", Kubeadm, func(c *cluster.Cluster) { c.KeyAlgorithm = "Ed25519" }},
+		// Before v1.29 kubeadm's admin.conf is in system:masters and there is
+		// no super-admin.conf.
+		{"kubeadm-v1.28", Kubeadm, func(c *cluster.Cluster) { c.KubernetesVersion = "v1.28" }},
 		{"hardway-custom", Hardway, func(c *cluster.Cluster) {
 			c.DNSDomain = "corp.example"
 			c.ServiceCIDR = "172.20.0.0/16"

@@ -106,13 +106,21 @@ func kubeadmKubeconfigs(in inputs, p *Plan) {
 		}
 		p.Kubeconfigs = append(p.Kubeconfigs, k)
 	}
-	// admin.conf is in kubeadm:cluster-admins, which kubeadm binds to
-	// cluster-admin; only super-admin.conf is in system:masters, the group
-	// RBAC cannot revoke.
-	add("admin.conf", "admin.conf", endpoint, "", "the cluster administrator (kubeadm:cluster-admins, bound to cluster-admin)",
-		in.leafSubject("kubernetes-admin", "kubeadm:cluster-admins"))
-	add("super-admin.conf", "super-admin.conf", endpoint, "", "break-glass super user (system:masters bypasses RBAC)",
-		in.leafSubject("kubernetes-super-admin", "system:masters"))
+	// Since v1.29 admin.conf is in kubeadm:cluster-admins, which kubeadm
+	// binds to cluster-admin; only super-admin.conf is in system:masters, the
+	// group RBAC cannot revoke. Before v1.29 there was no super-admin.conf
+	// and admin.conf was in system:masters: a cluster of that era has no
+	// binding for kubeadm:cluster-admins, so its admin.conf stays as it is
+	// ("Certificate Management with kubeadm", kubeadm v1.29 release notes).
+	if in.c.Before(1, 29) {
+		add("admin.conf", "admin.conf", endpoint, "", "the cluster administrator (system:masters bypasses RBAC; kubeadm before v1.29)",
+			in.leafSubject("kubernetes-admin", "system:masters"))
+	} else {
+		add("admin.conf", "admin.conf", endpoint, "", "the cluster administrator (kubeadm:cluster-admins, bound to cluster-admin)",
+			in.leafSubject("kubernetes-admin", "kubeadm:cluster-admins"))
+		add("super-admin.conf", "super-admin.conf", endpoint, "", "break-glass super user (system:masters bypasses RBAC)",
+			in.leafSubject("kubernetes-super-admin", "system:masters"))
+	}
 	add("controller-manager.conf", "controller-manager.conf", local, "", "kube-controller-manager",
 		in.leafSubject("system:kube-controller-manager"))
 	add("scheduler.conf", "scheduler.conf", local, "", "kube-scheduler",

@@ -18,7 +18,7 @@ func newConfigCmd(e *env) *cobra.Command {
 		Use:   "config",
 		Short: "Print, check and import cluster specs",
 	}
-	cmd.AddCommand(newConfigDefaultCmd(e), newConfigLintCmd(e), newConfigImportCmd(e))
+	cmd.AddCommand(newConfigDefaultCmd(e), newConfigLintCmd(e), newConfigImportCmd(e), newConfigFromDirCmd(e))
 	return cmd
 }
 

@@ -21,10 +21,13 @@ type specFlags struct {
 	profile string
 	keyAlg  string
 	kcDir   string
+	// cmd is the command the flags belong to; its stderr gets notices.
+	cmd *cobra.Command
 }
 
 func (f *specFlags) add(cmd *cobra.Command, withKeyAlg bool) {
-	cmd.Flags().StringVar(&f.config, "config", "", "cluster spec file (default: the embedded default, see 'kubepki config default')")
+	f.cmd = cmd
+	cmd.Flags().StringVar(&f.config, "config", "", "cluster spec file (default: the spec inferred from --dir if it holds a PKI, see 'kubepki config from-dir'; else the embedded default, see 'kubepki config default')")
 	cmd.Flags().StringVar(&f.dir, "dir", "pki", "PKI directory")
 	cmd.Flags().StringVar(&f.profile, "profile", "", "layout: hardway or kubeadm (default: detected from --dir, else hardway)")
 	_ = cmd.RegisterFlagCompletionFunc("profile", cobra.FixedCompletions([]string{"hardway", "kubeadm"}, cobra.ShellCompDirectiveNoFileComp))
@@ -45,11 +48,16 @@ func (f *specFlags) add(cmd *cobra.Command, withKeyAlg bool) {
 // load reads and validates the spec and builds the plan for the profile.
 func (f *specFlags) load() (*cluster.Cluster, *catalog.Plan, error) {
 	c := cluster.Default()
+	name := f.config
 	if f.config != "" {
 		var err error
 		if c, err = cluster.Load(f.config); err != nil {
 			return nil, nil, err
 		}
+	} else if inferred, err := f.adopted(); err != nil {
+		return nil, nil, err
+	} else if inferred != nil {
+		c, name = inferred, "spec inferred from "+f.dir
 	}
 	if f.keyAlg != "" {
 		alg, err := pki.ParseKeyAlgorithm(f.keyAlg)
@@ -58,7 +66,6 @@ func (f *specFlags) load() (*cluster.Cluster, *catalog.Plan, error) {
 		}
 		c.KeyAlgorithm = string(alg)
 	}
-	name := f.config
 	if name == "" {
 		name = "embedded default"
 	}

@@ -21,6 +21,11 @@ type Cluster struct {
 	Kind       string `json:"kind"`
 	// Name names the cluster in kubeconfigs.
 	Name string `json:"name"`
+	// KubernetesVersion is the Kubernetes (kubeadm) version whose PKI layout
+	// the directory follows, as vMAJOR.MINOR[.PATCH] ("v1.28"); empty means
+	// the current layout (v1.29 and later). Before v1.29 kubeadm's admin.conf
+	// is in system:masters and there is no super-admin.conf.
+	KubernetesVersion string `json:"kubernetesVersion,omitempty"`
 	// DNSDomain is the cluster's DNS domain (default cluster.local); the API
 	// server certificate names kubernetes.default.svc.<DNSDomain>.
 	DNSDomain string `json:"dnsDomain,omitempty"`
@@ -167,6 +172,17 @@ func (c *Cluster) nodes(r Role) []Node {
 		}
 	}
 	return out
+}
+
+// Before reports whether the spec's KubernetesVersion is set and older than
+// major.minor; an empty or malformed version is the current layout, never
+// older.
+func (c *Cluster) Before(major, minor int) bool {
+	ma, mi, err := ParseVersion(c.KubernetesVersion)
+	if err != nil {
+		return false
+	}
+	return ma < major || (ma == major && mi < minor)
 }
 
 // SeparateEtcdCA reports whether etcd has its own CA.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,6 +50,11 @@ func Validate(c *Cluster) []Finding {
 	}
 	if c.Name == "" {
 		add(Error, "name", "must not be empty")
+	}
+	if c.KubernetesVersion != "" {
+		if _, _, err := ParseVersion(c.KubernetesVersion); err != nil {
+			add(Error, "kubernetesVersion", "%v", err)
+		}
 	}
 	for _, msg := range validation.IsDNS1123Subdomain(c.DNSDomain) {
 		add(Error, "dnsDomain", "%q: %s", c.DNSDomain, msg)
@@ -255,4 +261,18 @@ func ServiceIP(cidr string) (net.IP, error) {
 		return nil, fmt.Errorf("%q has no usable address", cidr)
 	}
 	return net.IP(first.AsSlice()), nil
+}
+
+var versionRE = regexp.MustCompile(`^v(\d{1,4})\.(\d{1,4})(\.\d{1,4})?$`)
+
+// ParseVersion reads a Kubernetes version written vMAJOR.MINOR[.PATCH]
+// ("v1.28", "v1.28.3") and returns its major and minor numbers.
+func ParseVersion(s string) (major, minor int, err error) {
+	m := versionRE.FindStringSubmatch(s)
+	if m == nil {
+		return 0, 0, fmt.Errorf("%q is not a Kubernetes version vMAJOR.MINOR[.PATCH] (like v1.28)", s)
+	}
+	major, _ = strconv.Atoi(m[1])
+	minor, _ = strconv.Atoi(m[2])
+	return major, minor, nil
 }

@@ -152,3 +152,39 @@ func TestMarshalRoundTrip(t *testing.T) {
 		t.Errorf("round trip lost data: %+v", c)
 	}
 }
+
+func TestKubernetesVersion(t *testing.T) {
+	tests := []struct {
+		version    string
+		valid      bool
+		before1_29 bool
+	}{
+		{"", true, false},
+		{"v1.28", true, true},
+		{"v1.28.15", true, true},
+		{"v1.29", true, false},
+		{"v1.37.2", true, false},
+		{"v0.99", true, true},
+		{"v2.0", true, false},
+		{"1.28", false, false},
+		{"v1", false, false},
+		{"v1.28-rc.0", false, false},
+		{"v1.28.", false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.version, func(t *testing.T) {
+			c := Default()
+			c.KubernetesVersion = tc.version
+			fs := Validate(c)
+			if got := !HasErrors(fs); got != tc.valid {
+				t.Errorf("valid = %v, want %v (%v)", got, tc.valid, fs)
+			}
+			if !tc.valid && (len(fs) != 1 || fs[0].Field != "kubernetesVersion") {
+				t.Errorf("findings = %v, want one on kubernetesVersion", fs)
+			}
+			if got := c.Before(1, 29); got != tc.before1_29 {
+				t.Errorf("Before(1, 29) = %v, want %v", got, tc.before1_29)
+			}
+		})
+	}
+}

@@ -1,0 +1,190 @@
+package adopt
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"kubepki.dev/kubepki/internal/cluster"
+)
+
+// hardwayExtraService is the name "Kubernetes the Hard Way" gives the API
+// server besides the Service's; kubepki's hard-way catalog keeps it.
+const hardwayExtraService = "kubernetes.default.svc.cluster"
+
+// inferHardway reads the flat directory of "Kubernetes the Hard Way": one
+// CA, a certificate per worker (CN system:node:<name>), kube-api-server.crt
+// and <name>.kubeconfig files beside them.
+func inferHardway(r *reader) (*cluster.Cluster, error) {
+	c := &cluster.Cluster{}
+	api, err := r.cert(hardwayAPIServer)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := r.cert("ca")
+	if err != nil {
+		return nil, err
+	}
+	r.common(c, ca, api)
+
+	// Workers: every certificate issued to system:node:<name>. The kubelet
+	// serving certificate names the node's hostnames and IPs.
+	stems, err := r.stems("")
+	if err != nil {
+		return nil, err
+	}
+	var workerIPs []string
+	for _, s := range stems {
+		cert, err := r.cert(s)
+		if err != nil {
+			return nil, err
+		}
+		name, ok := nodeOf(cert)
+		if !ok || cert.IsCA {
+			continue
+		}
+		n := cluster.Node{Name: name, Roles: []cluster.Role{cluster.RoleWorker}}
+		for _, d := range cert.DNSNames {
+			if d != name {
+				n.Hostnames = appendNew(n.Hostnames, d)
+			}
+		}
+		n.IPs = ipStrings(cert.IPAddresses, isLoopback)
+		workerIPs = append(workerIPs, n.IPs...)
+		c.Nodes = append(c.Nodes, n)
+	}
+
+	// Name and endpoint: the kubeconfigs of what runs away from the
+	// control plane (kubelets, kube-proxy, admin) name the endpoint; the
+	// control plane's own dial 127.0.0.1.
+	kc, err := r.hardwayEndpointKubeconfig()
+	if err != nil {
+		return nil, err
+	}
+
+	// The service IP: the first IP SAN of kube-api-server that is no
+	// loopback and no worker's.
+	var svc net.IP
+	for _, ip := range api.IPAddresses {
+		if !ip.IsLoopback() && !slices.Contains(workerIPs, ip.String()) {
+			svc = ip
+			break
+		}
+	}
+	r.setServiceCIDR(c, svc, "10.32.0.0/24", hardwayAPIServer+".crt")
+	r.setDNSDomain(c, api.DNSNames, true)
+
+	// Names of the API server that are not the Service's.
+	var names []string
+	for _, d := range api.DNSNames {
+		switch {
+		case slices.Contains(kubernetesNames, d), d == hardwayExtraService, d == serviceDNSPrefix+c.DNSDomain:
+		case strings.HasPrefix(d, "kubernetes.svc."):
+			// The tutorial's kubernetes.svc.cluster.local is no name of the
+			// Service (<service>.<namespace>.svc.<domain>).
+			r.note("apiServer.extraSANs", "%s.crt names %s, which is no name of the kubernetes Service; left out (kubernetes.default.svc.%s is the name)", hardwayAPIServer, d, c.DNSDomain)
+		default:
+			names = append(names, d)
+		}
+	}
+
+	switch {
+	case kc != nil:
+		c.Name, c.APIServer.Endpoint = kc.Cluster, kc.Server
+	case len(names) > 0:
+		c.Name, c.APIServer.Endpoint = "kubernetes", net.JoinHostPort(names[0], "6443")
+		r.note("apiServer.endpoint", "no kubeconfig in %s names the API server; assumed %s, the API server certificate's first name", r.st.KubeconfigPath(""), c.APIServer.Endpoint)
+	default:
+		return nil, fmt.Errorf("infer spec from %s: no kubeconfig names the API server and %s.crt has no name to reach it by", r.st.Dir, hardwayAPIServer)
+	}
+	endpointHost := hostOf(c.APIServer.Endpoint)
+
+	// The control-plane node: the hard way writes no certificate in its
+	// name, so it is a guess from the name the endpoint (or the API
+	// server) is reached by: server.kubernetes.local is "server".
+	cp := cluster.Node{Name: controlPlaneName(endpointHost, names), Roles: []cluster.Role{cluster.RoleControlPlane}}
+	for _, d := range names {
+		if d == cp.Name || strings.HasPrefix(d, cp.Name+".") {
+			cp.Hostnames = appendNew(cp.Hostnames, d)
+		} else if d != endpointHost {
+			c.APIServer.ExtraSANs = appendNew(c.APIServer.ExtraSANs, d)
+		}
+	}
+	cp.IPs = ipStrings(api.IPAddresses, func(ip net.IP) bool {
+		return ip.IsLoopback() || ip.Equal(svc) || slices.Contains(workerIPs, ip.String()) || sameHost(ip.String(), endpointHost)
+	})
+	r.note("nodes", "the hard way writes no certificate for the control-plane node; named it %q after %s, with the API server's other names and addresses as its own", cp.Name, endpointHost)
+	if i := slices.IndexFunc(c.Nodes, func(n cluster.Node) bool { return n.Name == cp.Name }); i >= 0 {
+		// A worker of that name also runs the control plane.
+		c.Nodes[i].Roles = []cluster.Role{cluster.RoleControlPlane, cluster.RoleWorker}
+		c.Nodes[i].Hostnames = appendNew(c.Nodes[i].Hostnames, cp.Hostnames...)
+		c.Nodes[i].IPs = appendNew(c.Nodes[i].IPs, cp.IPs...)
+		cpNode := c.Nodes[i]
+		c.Nodes = append([]cluster.Node{cpNode}, slices.Delete(c.Nodes, i, i+1)...)
+	} else {
+		c.Nodes = append([]cluster.Node{cp}, c.Nodes...)
+	}
+	if err := r.users(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// hardwayEndpointKubeconfig returns the kubeconfig that best says how the
+// cluster is reached: a kubelet's, then kube-proxy's, then admin's, then
+// any whose server is not on loopback; nil if there is none.
+func (r *reader) hardwayEndpointKubeconfig() (*kubeconfigInfo, error) {
+	files, err := r.kubeconfigFiles(".kubeconfig")
+	if err != nil {
+		return nil, err
+	}
+	var best *kubeconfigInfo
+	bestRank := 99
+	for _, f := range files {
+		k, err := r.kubeconfig(f)
+		if err != nil {
+			return nil, err
+		}
+		if k == nil {
+			continue // removed since the directory was listed
+		}
+		if ip := net.ParseIP(hostOf(k.Server)); ip != nil && ip.IsLoopback() {
+			if best == nil {
+				best, bestRank = k, 98
+			}
+			continue
+		}
+		rank := 3
+		switch _, node := nodeOf(k.Cert); {
+		case node:
+			rank = 0
+		case f == "kube-proxy.kubeconfig":
+			rank = 1
+		case f == "admin.kubeconfig":
+			rank = 2
+		}
+		if rank < bestRank {
+			best, bestRank = k, rank
+		}
+	}
+	return best, nil
+}
+
+// controlPlaneName is the first label of the name the API server is
+// reached by, if it is a DNS label other than "kubernetes"; else the first
+// such label of the API server's other names; else "control-plane".
+func controlPlaneName(endpointHost string, names []string) string {
+	for _, n := range append([]string{endpointHost}, names...) {
+		if net.ParseIP(n) != nil {
+			continue
+		}
+		label, _, _ := strings.Cut(n, ".")
+		if label != "kubernetes" && len(validation.IsDNS1123Label(label)) == 0 {
+			return label
+		}
+	}
+	return "control-plane"
+}
