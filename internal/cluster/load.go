@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
@@ -91,10 +90,10 @@ func SetDefaults(c *Cluster) {
 		c.KeyAlgorithm = "ECDSA-P256"
 	}
 	if c.Validity.CA.Duration == 0 {
-		c.Validity.CA = metav1.Duration{Duration: DefaultCAValidity}
+		c.Validity.CA = Duration{DefaultCAValidity}
 	}
 	if c.Validity.Leaf.Duration == 0 {
-		c.Validity.Leaf = metav1.Duration{Duration: DefaultLeafValidity}
+		c.Validity.Leaf = Duration{DefaultLeafValidity}
 	}
 	for i := range c.Nodes {
 		if len(c.Nodes[i].Roles) == 0 {

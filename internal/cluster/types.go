@@ -4,7 +4,11 @@
 package cluster
 
 import (
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"kubepki.dev/kubepki/internal/duration"
 )
 
 // The spec's type identity.
@@ -43,6 +47,33 @@ type Cluster struct {
 	Nodes []Node `json:"nodes"`
 	// Users are extra people or bots that get a client certificate.
 	Users []User `json:"users,omitempty"`
+	// Etcd is how etcd is run, as far as its certificates go (kubeadm
+	// profile).
+	Etcd EtcdSpec `json:"etcd,omitzero"`
+}
+
+// EtcdSpec is etcd as kubeadm's ClusterConfiguration describes it.
+type EtcdSpec struct {
+	// ServerCertSANs and PeerCertSANs are extra DNS names or IPs of etcd's
+	// serving and peer certificates (kubeadm's etcd.local.serverCertSANs
+	// and peerCertSANs), for clients and peers that dial etcd by another
+	// name than the node's.
+	ServerCertSANs []string `json:"serverCertSANs,omitempty"`
+	PeerCertSANs   []string `json:"peerCertSANs,omitempty"`
+	// External is an etcd cluster run and certified outside this PKI
+	// (kubeadm's etcd.external): as kubeadm does, no etcd CA, no etcd
+	// certificates and no apiserver-etcd-client are made; kube-apiserver
+	// uses the files named here.
+	External *ExternalEtcd `json:"external,omitempty"`
+}
+
+// ExternalEtcd is where an external etcd is and which files kube-apiserver
+// authenticates to it with.
+type ExternalEtcd struct {
+	Endpoints []string `json:"endpoints"`
+	CAFile    string   `json:"caFile,omitempty"`
+	CertFile  string   `json:"certFile,omitempty"`
+	KeyFile   string   `json:"keyFile,omitempty"`
 }
 
 // APIServer is how the API server is reached.
@@ -66,11 +97,33 @@ type Subject struct {
 	Organization string `json:"organization,omitempty"`
 }
 
-// Validity holds certificate lifetimes, as Go durations ("87660h").
+// Validity holds certificate lifetimes, as Go durations ("87660h") or
+// days ("3650d").
 type Validity struct {
-	CA   metav1.Duration `json:"ca,omitempty"`
-	Leaf metav1.Duration `json:"leaf,omitempty"`
+	CA   Duration `json:"ca,omitempty"`
+	Leaf Duration `json:"leaf,omitempty"`
 }
+
+// Duration is a lifetime in a spec: written as a Go duration, read as one
+// or as days (duration.Parse).
+type Duration struct{ time.Duration }
+
+// UnmarshalJSON reads a Go duration or days.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("want a duration string such as 8760h or 365d")
+	}
+	v, err := duration.Parse(s)
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalJSON writes the Go spelling ("8760h0m0s").
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.Duration.String()) }
 
 // CertificateAuthorities turns the separate etcd and front-proxy CAs on or
 // off. Both default to on, as kubeadm does; off means the cluster CA signs.
