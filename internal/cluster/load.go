@@ -33,12 +33,20 @@ func Default() *Cluster {
 	return c
 }
 
-// Load reads, strictly decodes and defaults the spec in path. It does not
-// validate: call Validate for that.
+// Load reads, strictly decodes and defaults the spec in path — a kubepki
+// Cluster, or kubeadm's configuration (ParseKubeadm, for this machine). It
+// does not validate: call Validate for that.
 func Load(path string) (*Cluster, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
+	}
+	if IsKubeadmConfig(data) {
+		kc, err := ParseKubeadm(data, path, LocalHost())
+		if err != nil {
+			return nil, err
+		}
+		return kc.Cluster, nil
 	}
 	return Parse(data, path)
 }

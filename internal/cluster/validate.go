@@ -90,6 +90,25 @@ func Validate(c *Cluster) []Finding {
 			add(Error, fmt.Sprintf("apiServer.extraSANs[%d]", i), "%v", err)
 		}
 	}
+	for _, list := range []struct {
+		field string
+		sans  []string
+	}{{"etcd.serverCertSANs", c.Etcd.ServerCertSANs}, {"etcd.peerCertSANs", c.Etcd.PeerCertSANs}} {
+		for i, s := range list.sans {
+			field := list.field
+			if err := checkSAN(s); err != nil {
+				add(Error, fmt.Sprintf("%s[%d]", field, i), "%v", err)
+			}
+		}
+	}
+	if x := c.Etcd.External; x != nil {
+		if len(x.Endpoints) == 0 {
+			add(Error, "etcd.external.endpoints", "at least one endpoint is needed")
+		}
+		if len(c.Etcd.ServerCertSANs)+len(c.Etcd.PeerCertSANs) > 0 {
+			add(Error, "etcd.external", "an external etcd has no certificates here, so serverCertSANs and peerCertSANs cannot apply")
+		}
+	}
 	if _, err := pki.ParseKeyAlgorithm(c.KeyAlgorithm); err != nil {
 		add(Error, "keyAlgorithm", "%v", err)
 	}
