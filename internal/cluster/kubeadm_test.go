@@ -222,8 +222,8 @@ func TestParseKubeadmRefuses(t *testing.T) {
 
 func TestIsKubeadmConfig(t *testing.T) {
 	for in, want := range map[string]bool{
-		kubeadmV1beta4:                   true,
-		string(DefaultYAML()):            false,
+		kubeadmV1beta4:                    true,
+		string(DefaultYAML()):             false,
 		"apiVersion: kubeadm.k8s.io/v1\n": true, // refused by ParseKubeadm, with the reason
 		"{":                               false,
 	} {
