@@ -38,6 +38,11 @@ func TestGolden(t *testing.T) {
 			c.CertificateAuthorities.Etcd, c.CertificateAuthorities.FrontProxy = &off, &off
 		}},
 		{"kubeadm-ed25519", Kubeadm, func(c *cluster.Cluster) { c.KeyAlgorithm = "Ed25519" }},
+		// kubeadm's own defaults (init --profile kubeadm with no spec) for
+		// a fixed host: 10.96.0.1, no C/ST/L/O, RSA-2048, one year and ten.
+		{"kubeadm-own-defaults", Kubeadm, func(c *cluster.Cluster) {
+			*c = *cluster.KubeadmDefault(cluster.Host{Name: "cp1", IPs: []string{"192.0.2.10"}})
+		}},
 		{"hardway-custom", Hardway, func(c *cluster.Cluster) {
 			c.DNSDomain = "corp.example"
 			c.ServiceCIDR = "172.20.0.0/16"

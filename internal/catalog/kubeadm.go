@@ -20,15 +20,22 @@ func kubeadm(in inputs) *Plan {
 	cp := in.c.ControlPlanes()[0]
 	localEtcd := in.c.Etcd.External == nil
 	etcdCA, frontProxyCA := "ca", "ca"
+	// kubeadm's CAs name themselves in a SAN as well
+	// (pkiutil.NewSelfSignedCACert: DNSNames is the CN).
+	ca := func(name, path, cn, desc string) CertSpec {
+		c := in.ca(name, path, cn, desc)
+		c.Profile.DNSNames = []string{cn}
+		return c
+	}
 	p := &Plan{Profile: Kubeadm}
-	p.Certs = append(p.Certs, in.ca("ca", "ca", "kubernetes", "self-signed Kubernetes CA to provision identities for other Kubernetes components"))
+	p.Certs = append(p.Certs, ca("ca", "ca", "kubernetes", "self-signed Kubernetes CA to provision identities for other Kubernetes components"))
 	if in.c.SeparateFrontProxyCA() {
 		frontProxyCA = "front-proxy-ca"
-		p.Certs = append(p.Certs, in.ca(frontProxyCA, "front-proxy-ca", "front-proxy-ca", "self-signed CA to provision identities for front proxy"))
+		p.Certs = append(p.Certs, ca(frontProxyCA, "front-proxy-ca", "front-proxy-ca", "self-signed CA to provision identities for front proxy"))
 	}
 	if localEtcd && in.c.SeparateEtcdCA() {
 		etcdCA = "etcd-ca"
-		p.Certs = append(p.Certs, in.ca(etcdCA, "etcd/ca", "etcd-ca", "self-signed CA to provision identities for etcd"))
+		p.Certs = append(p.Certs, ca(etcdCA, "etcd/ca", "etcd-ca", "self-signed CA to provision identities for etcd"))
 	}
 
 	api := in.leaf("apiserver", "ca", "apiserver", "certificate for serving the Kubernetes API",

@@ -227,6 +227,11 @@ func kubeadmToSpec(cc *kubeadmClusterConfiguration, ic *kubeadmInitConfiguration
 			return nil, fail("controlPlaneEndpoint", "%v", err)
 		}
 		c.APIServer.Endpoint = ep
+		if _, epPort, _ := net.SplitHostPort(ep); epPort != strconv.Itoa(port) {
+			// Components on the node dial the API server itself, at the
+			// bind port, not the load balancer's.
+			c.APIServer.BindPort = port
+		}
 	}
 	if cc.ClusterName != "" {
 		c.Name = cc.ClusterName

@@ -139,8 +139,8 @@ func TestParseKubeadmMapping(t *testing.T) {
 			}
 			return ""
 		}},
-		{"endpoint with port kept", cc("controlPlaneEndpoint: lb:443\n"), func(kc *KubeadmConfig) string {
-			return want(kc.Cluster.APIServer.Endpoint, "lb:443")
+		{"endpoint with port kept; the API server's own port is the bind port", cc("controlPlaneEndpoint: lb:443\n"), func(kc *KubeadmConfig) string {
+			return want(kc.Cluster.APIServer.Endpoint+" "+kc.Cluster.APIServer.SecurePort(), "lb:443 6443")
 		}},
 		{"IPv6 endpoint gets the port", cc("controlPlaneEndpoint: fd00::1\n"), func(kc *KubeadmConfig) string {
 			return want(kc.Cluster.APIServer.Endpoint, "[fd00::1]:6443")

@@ -6,6 +6,8 @@ package cluster
 import (
 	"encoding/json"
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 
 	"kubepki.dev/kubepki/internal/duration"
@@ -87,6 +89,21 @@ type APIServer struct {
 	// interfaces). Control-plane components reach it on 127.0.0.1, so it
 	// must be 0.0.0.0, :: or a loopback address for them to work.
 	BindAddress string `json:"bindAddress,omitempty"`
+	// BindPort is kube-apiserver's --secure-port, which components on a
+	// control-plane node dial (kubeadm's localAPIEndpoint.bindPort);
+	// default the endpoint's port. A load balancer's endpoint may listen
+	// on another port than the API servers behind it.
+	BindPort int `json:"bindPort,omitempty"`
+}
+
+// SecurePort is the port kube-apiserver listens on: BindPort, or the
+// endpoint's port.
+func (a APIServer) SecurePort() string {
+	if a.BindPort != 0 {
+		return strconv.Itoa(a.BindPort)
+	}
+	_, port, _ := net.SplitHostPort(a.Endpoint)
+	return port
 }
 
 // Subject holds the distinguished-name defaults.

@@ -85,6 +85,9 @@ func Validate(c *Cluster) []Finding {
 			add(Warning, "apiServer.bindAddress", "%s is not loopback: kube-controller-manager and kube-scheduler, which dial https://127.0.0.1, will not reach the API server", b)
 		}
 	}
+	if p := c.APIServer.BindPort; p < 0 || p > 65535 {
+		add(Error, "apiServer.bindPort", "%d is not a port in 1-65535", p)
+	}
 	for i, s := range c.APIServer.ExtraSANs {
 		if err := checkSAN(s); err != nil {
 			add(Error, fmt.Sprintf("apiServer.extraSANs[%d]", i), "%v", err)
