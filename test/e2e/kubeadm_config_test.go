@@ -305,3 +305,69 @@ func diffLines(a, b []string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestFromCluster reads kubeadm's ClusterConfiguration from a real
+// kube-apiserver's kube-system/kubeadm-config ConfigMap (--from-cluster):
+// without the ConfigMap it says what is missing; with it, plan and init
+// use its certificatesDir, service subnet, certSANs, algorithm and
+// validity.
+func TestFromCluster(t *testing.T) {
+	bins := testenv.Build(t)
+	bin := testenv.Kubepki(t)
+	w := newWiredCluster(t, bin, "kubeadm", testenv.FreePort(t))
+	testenv.Start(t, "etcd", bins.Etcd, w.flags(t, "etcd")...)
+	testenv.Start(t, "kube-apiserver", bins.KubeAPIServer, w.flags(t, "kube-apiserver")...)
+	admin := filepath.Join(w.kcDir, "super-admin.conf")
+	waitFor(t, 60*time.Second, "kube-apiserver /readyz", func() error {
+		_, err := testenv.Kubectl(t, bins, admin, "get", "--raw", "/readyz")
+		return err
+	})
+
+	certDir := filepath.Join(t.TempDir(), "pki")
+	out, code := runCode(t, bin, "plan", "--from-cluster", "--kubeconfig", admin)
+	if code != 1 || !strings.Contains(out, "ConfigMap kube-system/kubeadm-config not found: not a kubeadm cluster") {
+		t.Fatalf("--from-cluster without the ConfigMap: exit %d, want 1 and what is missing\n%s", code, out)
+	}
+
+	cc := filepath.Join(t.TempDir(), "ClusterConfiguration")
+	if err := os.WriteFile(cc, []byte(`apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+kubernetesVersion: v1.37.2
+clusterName: live
+certificatesDir: `+certDir+`
+controlPlaneEndpoint: live.e2e.example:6443
+networking:
+  serviceSubnet: 10.160.0.0/16
+  dnsDomain: live.local
+apiServer:
+  certSANs: [extra.live.e2e.example]
+encryptionAlgorithm: ECDSA-P384
+certificateValidityPeriod: 2000h
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := testenv.Kubectl(t, bins, admin, "create", "configmap", "kubeadm-config", "-n", "kube-system", "--from-file=ClusterConfiguration="+cc); err != nil {
+		t.Fatalf("create ConfigMap: %v\n%s", err, out)
+	}
+
+	// The plan is for the cluster's certificatesDir (no --dir given).
+	out, code = runCode(t, bin, "plan", "--from-cluster", "--kubeconfig", admin)
+	if code != 3 || !strings.Contains(out, filepath.Join(certDir, "apiserver.crt")) || !strings.Contains(out, filepath.Join(filepath.Dir(certDir), "admin.conf")) {
+		t.Fatalf("plan --from-cluster: exit %d, want 3 with the paths under %s\n%s", code, certDir, out)
+	}
+	run(t, bin, "init", "--from-cluster", "--kubeconfig", admin)
+	data, err := os.ReadFile(filepath.Join(certDir, "apiserver.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := parseCert(t, "apiserver.crt", data)
+	got := strings.Join(describeCert(api), "\n")
+	for _, want := range []string{"IP:10.160.0.1", "DNS:extra.live.e2e.example", "DNS:live.e2e.example", "DNS:kubernetes.default.svc.live.local", "key ECDSA-P-384", "validity 2000h5m0s"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("apiserver.crt from the cluster's configuration lacks %q:\n%s", want, got)
+		}
+	}
+	if out, code := runCode(t, bin, "plan", "--from-cluster", "--kubeconfig", admin, "--config", cc); code != 2 {
+		t.Errorf("--from-cluster with --config: exit %d, want 2\n%s", code, out)
+	}
+}
