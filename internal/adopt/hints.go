@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"kubepki.dev/kubepki/internal/cluster"
 	"kubepki.dev/kubepki/internal/pki"
 )
@@ -123,9 +121,9 @@ func (r *reader) common(c *cluster.Cluster, ca, api *x509.Certificate) {
 	default:
 		r.note("keyAlgorithm", "the API server's key is %s, which kubepki does not generate; new keys will be %s", pki.AlgorithmOf(api.PublicKey), pki.DefaultKeyAlgorithm)
 	}
-	c.Validity.Leaf = metav1.Duration{Duration: Lifetime(api)}
+	c.Validity.Leaf = cluster.Duration{Duration: Lifetime(api)}
 	if ca != nil {
-		c.Validity.CA = metav1.Duration{Duration: Lifetime(ca)}
+		c.Validity.CA = cluster.Duration{Duration: Lifetime(ca)}
 		if c.Validity.CA.Duration < c.Validity.Leaf.Duration {
 			c.Validity.Leaf = c.Validity.CA
 		}

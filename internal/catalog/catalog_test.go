@@ -41,6 +41,11 @@ func TestGolden(t *testing.T) {
 		// Before v1.29 kubeadm's admin.conf is in system:masters and there is
 		// no super-admin.conf.
 		{"kubeadm-v1.28", Kubeadm, func(c *cluster.Cluster) { c.KubernetesVersion = "v1.28" }},
+		// kubeadm's own defaults (init --profile kubeadm with no spec) for
+		// a fixed host: 10.96.0.1, no C/ST/L/O, RSA-2048, one year and ten.
+		{"kubeadm-own-defaults", Kubeadm, func(c *cluster.Cluster) {
+			*c = *cluster.KubeadmDefault(cluster.Host{Name: "cp1", IPs: []string{"192.0.2.10"}})
+		}},
 		{"hardway-custom", Hardway, func(c *cluster.Cluster) {
 			c.DNSDomain = "corp.example"
 			c.ServiceCIDR = "172.20.0.0/16"
@@ -191,5 +196,47 @@ func TestInvalidSpecRefused(t *testing.T) {
 	c.ServiceCIDR = "10.32.0.1/24"
 	if _, err := New(c, Hardway); err == nil {
 		t.Fatal("New accepted a service CIDR with host bits set")
+	}
+}
+
+// TestKubeadmEtcd: etcd.local's extra SANs reach etcd's serving and peer
+// certificates (and nothing else), and an external etcd means no etcd CA,
+// no etcd certificate and no apiserver-etcd-client, as kubeadm's
+// GetCertsWithoutEtcd.
+func TestKubeadmEtcd(t *testing.T) {
+	c := specWith(t, func(c *cluster.Cluster) {
+		c.Etcd.ServerCertSANs = []string{"etcd.example.com", "10.9.9.9"}
+		c.Etcd.PeerCertSANs = []string{"peer.example.com"}
+	})
+	plan, err := New(c, Kubeadm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, _ := plan.Cert("etcd-server")
+	peer, _ := plan.Cert("etcd-peer")
+	if !slices.Contains(server.Profile.DNSNames, "etcd.example.com") || !containsIP(server.Profile.IPs, net.ParseIP("10.9.9.9")) ||
+		slices.Contains(server.Profile.DNSNames, "peer.example.com") {
+		t.Errorf("etcd-server SANs %v %v: want etcd.example.com and 10.9.9.9, not the peer's", server.Profile.DNSNames, server.Profile.IPs)
+	}
+	if !slices.Contains(peer.Profile.DNSNames, "peer.example.com") || slices.Contains(peer.Profile.DNSNames, "etcd.example.com") {
+		t.Errorf("etcd-peer SANs %v: want peer.example.com only among the extras", peer.Profile.DNSNames)
+	}
+
+	c = specWith(t, func(c *cluster.Cluster) {
+		c.Etcd.External = &cluster.ExternalEtcd{Endpoints: []string{"https://10.0.0.9:2379"}}
+	})
+	plan, err = New(c, Kubeadm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, cs := range plan.Certs {
+		if !cs.Embedded {
+			names = append(names, cs.Name)
+		}
+	}
+	want := []string{"ca", "front-proxy-ca", "apiserver", "apiserver-kubelet-client", "front-proxy-client"}
+	if !slices.Equal(names, want) {
+		t.Errorf("with external etcd the PKI holds %v, want %v", names, want)
 	}
 }

@@ -56,11 +56,10 @@ func (p *Plan) KubeconfigOf(cert string) (KubeconfigSpec, bool) {
 
 // servers returns the API server URLs: the endpoint everyone outside the
 // control plane uses, and the local one components on a control-plane node
-// use: same port on localHost (the hard way's 127.0.0.1, kubeadm's
-// advertise address).
+// use: the API server's own port (APIServer.SecurePort) on localHost (the
+// hard way's 127.0.0.1, kubeadm's advertise address).
 func (in inputs) servers(localHost string) (endpoint, local string) {
-	_, port, _ := net.SplitHostPort(in.c.APIServer.Endpoint)
-	return "https://" + in.c.APIServer.Endpoint, "https://" + net.JoinHostPort(localHost, port)
+	return "https://" + in.c.APIServer.Endpoint, "https://" + net.JoinHostPort(localHost, in.c.APIServer.SecurePort())
 }
 
 // hardwayKubeconfigs are the kubeconfigs of "Kubernetes the Hard Way", each

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"kubepki.dev/kubepki/internal/pkitest"
 )
 
 // expirationT0 is when the test PKI is made; its leaves expire 365 days
@@ -28,7 +30,10 @@ func runAt(t *testing.T, at time.Time, args ...string) (code int, stdout, stderr
 func TestCheckExpirationCommand(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "pki")
-	if code, out, errs := runAt(t, expirationT0, "init", "--profile", "kubeadm", "--dir", dir); code != 0 {
+	// The hard way's topology in the kubeadm layout: three nodes, so three
+	// kubelet kubeconfigs (kubeadm's own default has one node, this host).
+	spec := pkitest.SpecFile(t, nil)
+	if code, out, errs := runAt(t, expirationT0, "init", "--profile", "kubeadm", "--dir", dir, "--config", spec); code != 0 {
 		t.Fatalf("init: exit %d\n%s%s", code, out, errs)
 	}
 	day := 24 * time.Hour
@@ -36,7 +41,7 @@ func TestCheckExpirationCommand(t *testing.T) {
 
 	// Fresh: kubeadm's tables, exit 0; the profile is detected from --dir
 	// and the kubeconfigs are in its parent, as in /etc/kubernetes.
-	code, out, errs := runAt(t, expirationT0.Add(time.Hour), "certs", "check-expiration", "--dir", dir)
+	code, out, errs := runAt(t, expirationT0.Add(time.Hour), "certs", "check-expiration", "--dir", dir, "--config", spec)
 	if code != 0 || errs != "" {
 		t.Fatalf("fresh PKI: exit %d\n%s%s", code, out, errs)
 	}
@@ -70,18 +75,18 @@ func TestCheckExpirationCommand(t *testing.T) {
 		{leafEnd.Add(time.Minute), nil, 4, "14 expired"},
 		{expirationT0.Add(11 * 365 * day), []string{"--warn-within", "0"}, 4, "17 expired"},
 	} {
-		args := append([]string{"certs", "check-expiration", "--dir", dir}, tc.args...)
+		args := append([]string{"certs", "check-expiration", "--dir", dir, "--config", spec}, tc.args...)
 		code, out, errs := runAt(t, tc.at, args...)
 		if code != tc.code || !strings.Contains(errs, tc.stderr) {
 			t.Errorf("%v at leaf end %+v: exit %d, stderr %q; want %d, %q\n%s", tc.args, tc.at.Sub(leafEnd), code, errs, tc.code, tc.stderr, out)
 		}
 	}
-	if _, out, _ := runAt(t, leafEnd.Add(day), "certs", "check-expiration", "--dir", dir); !strings.Contains(out, "apiserver                  Mar 14, 2027 15:09 UTC   <invalid>       ca                      no      \n") {
+	if _, out, _ := runAt(t, leafEnd.Add(day), "certs", "check-expiration", "--dir", dir, "--config", spec); !strings.Contains(out, "apiserver                  Mar 14, 2027 15:09 UTC   <invalid>       ca                      no      \n") {
 		t.Errorf("expired table:\n%s", out)
 	}
 
 	// JSON and YAML carry the same, with the same exit codes.
-	code, out, _ = runAt(t, leafEnd.Add(-25*day), "certs", "check-expiration", "--dir", dir, "-o", "json")
+	code, out, _ = runAt(t, leafEnd.Add(-25*day), "certs", "check-expiration", "--dir", dir, "--config", spec, "-o", "json")
 	if code != 3 {
 		t.Errorf("-o json: exit %d", code)
 	}
@@ -110,7 +115,7 @@ func TestCheckExpirationCommand(t *testing.T) {
 		c.Residual != "25d" || c.CA != "ca" || !c.ExpiringSoon || !c.Kubeconfig {
 		t.Errorf("-o json: first certificate %+v", c)
 	}
-	code, out, _ = runAt(t, expirationT0.Add(time.Hour), "certs", "check-expiration", "--dir", dir, "-o", "yaml")
+	code, out, _ = runAt(t, expirationT0.Add(time.Hour), "certs", "check-expiration", "--dir", dir, "--config", spec, "-o", "yaml")
 	var y map[string]any
 	if err := yaml.Unmarshal([]byte(out), &y); err != nil || code != 0 || len(y["certificateAuthorities"].([]any)) != 3 {
 		t.Errorf("-o yaml: exit %d, %v\n%s", code, err, out)
@@ -120,7 +125,7 @@ func TestCheckExpirationCommand(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, "apiserver.crt")); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errs = runAt(t, expirationT0.Add(time.Hour), "certs", "check-expiration", "--dir", dir)
+	code, out, errs = runAt(t, expirationT0.Add(time.Hour), "certs", "check-expiration", "--dir", dir, "--config", spec)
 	if code != 3 || !strings.Contains(errs, "1 missing") ||
 		!strings.Contains(out, "apiserver                  <missing>                <missing>       ca                      no      \n") {
 		t.Errorf("missing apiserver.crt: exit %d, stderr %q\n%s", code, errs, out)
@@ -129,7 +134,7 @@ func TestCheckExpirationCommand(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, "etcd", "ca.key")); err != nil {
 		t.Fatal(err)
 	}
-	if _, out, _ = runAt(t, expirationT0.Add(time.Hour), "certs", "check-expiration", "--dir", dir); !strings.Contains(out, "etcd-ca                 Mar 14, 2036 15:09 UTC   10y             yes     \n") ||
+	if _, out, _ = runAt(t, expirationT0.Add(time.Hour), "certs", "check-expiration", "--dir", dir, "--config", spec); !strings.Contains(out, "etcd-ca                 Mar 14, 2036 15:09 UTC   10y             yes     \n") ||
 		!strings.Contains(out, "etcd-server                Mar 14, 2027 15:09 UTC   364d            etcd-ca                 yes     \n") {
 		t.Errorf("external etcd CA:\n%s", out)
 	}

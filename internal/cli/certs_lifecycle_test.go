@@ -79,7 +79,7 @@ func lcLine(first, name string) *regexp.Regexp {
 func TestExternalCAEveryCommand(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "pki")
-	flags := []string{"--dir", dir, "--profile", "kubeadm"}
+	flags := []string{"--dir", dir, "--profile", "kubeadm", "--config", pkitest.SpecFile(t, nil)}
 	with := func(args ...string) []string { return append(args, flags...) }
 	lcWant(t, 0, with("init")...)
 	caKey := filepath.Join(t.TempDir(), "ca.key")
@@ -552,7 +552,7 @@ func TestPlanApplyDrift(t *testing.T) {
 func TestRenewCommand(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "pki")
-	common := []string{"--dir", dir, "--profile", "kubeadm"}
+	common := []string{"--dir", dir, "--profile", "kubeadm", "--config", pkitest.SpecFile(t, nil)}
 	with := func(args ...string) []string { return append(args, common...) }
 	lcWant(t, 0, with("init")...)
 

@@ -43,7 +43,7 @@ func newConfigLintCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "lint FILE",
 		Short: "Validate a cluster spec",
-		Long: `Validate a cluster spec: unknown fields, CIDRs and IPs, node names, duplicate
+		Long: `Validate a cluster spec (or kubeadm's configuration, as --config reads it): unknown fields, CIDRs and IPs, node names, duplicate
 nodes, nodes named like a certificate, key or kubeconfig of the catalog (a
 worker called admin would get the admin certificate), validity periods and
 risky identities. One line per finding; exit 3 if
@@ -77,6 +77,13 @@ any finding is an error, 0 otherwise.`,
 // fields, which Parse refuses, are returned as error findings: lint reports
 // a misspelled field along with everything else wrong in the spec.
 func parseForLint(data []byte, name string) (*cluster.Cluster, []cluster.Finding, error) {
+	if cluster.IsKubeadmConfig(data) {
+		kc, err := cluster.ParseKubeadm(data, name, cluster.LocalHost())
+		if err != nil {
+			return nil, nil, err
+		}
+		return kc.Cluster, nil, nil
+	}
 	c, err := cluster.Parse(data, name)
 	if err == nil {
 		return c, nil, nil

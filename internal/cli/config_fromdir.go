@@ -102,13 +102,9 @@ func inferredYAML(dir string, r *adopt.Result) ([]byte, error) {
 // the inferred spec is said once on stderr; a directory that cannot be
 // read well enough to infer from falls back to the default, saying why,
 // so that verify can report what is wrong with it.
-func (f *specFlags) adopted() (*cluster.Cluster, error) {
+func (f *specFlags) adopted(profile catalog.Profile) (*cluster.Cluster, error) {
 	if _, ok := adopt.Detect(f.dir); !ok {
 		return nil, nil
-	}
-	profile, err := f.resolveProfile()
-	if err != nil {
-		return nil, err
 	}
 	stderr := io.Discard
 	if f.cmd != nil {
@@ -118,7 +114,8 @@ func (f *specFlags) adopted() (*cluster.Cluster, error) {
 	if st.KubeconfigDir == "" {
 		st.KubeconfigDir = profile.KubeconfigDir(f.dir)
 	}
-	if def, err := catalog.New(cluster.Default(), profile); err == nil && !slices.ContainsFunc(reconcile.Examine(def, st, time.Now()), func(s reconcile.Status) bool {
+	defSpec, _ := defaultSpec(profile)
+	if def, err := catalog.New(defSpec, profile); err == nil && !slices.ContainsFunc(reconcile.Examine(def, st, time.Now()), func(s reconcile.Status) bool {
 		return s.State == reconcile.Drifted
 	}) {
 		return nil, nil

@@ -18,6 +18,7 @@ import (
 
 	"kubepki.dev/kubepki/internal/catalog"
 	"kubepki.dev/kubepki/internal/cluster"
+	"kubepki.dev/kubepki/internal/pkitest"
 	"kubepki.dev/kubepki/internal/reconcile"
 	"kubepki.dev/kubepki/internal/store"
 	"kubepki.dev/kubepki/internal/testenv"
@@ -225,12 +226,14 @@ func TestCrashSafety(t *testing.T) {
 	templates := map[catalog.Profile]string{}
 	spans := map[kind]time.Duration{}
 	plans := map[catalog.Profile]*catalog.Plan{}
+	// One spec for both layouts (kubeadm's own default would be this host).
+	spec := pkitest.SpecFile(t, nil)
 	args := func(k kind, root string) []string {
 		a := []string{"init"}
 		if k.cmd == "renew" {
 			a = []string{"certs", "renew", "all"}
 		}
-		return append(a, "--dir", filepath.Join(root, "pki"), "--profile", string(k.profile))
+		return append(a, "--dir", filepath.Join(root, "pki"), "--profile", string(k.profile), "--config", spec)
 	}
 	for _, k := range kinds {
 		if plans[k.profile] == nil {
@@ -277,7 +280,7 @@ func TestCrashSafety(t *testing.T) {
 
 		// Any command that reads the directory first finishes an
 		// interrupted commit; verify reports the temporary files left.
-		verify := []string{"verify", "--dir", st.Dir, "--profile", string(k.profile)}
+		verify := []string{"verify", "--dir", st.Dir, "--profile", string(k.profile), "--config", spec}
 		// (A kill before init made the directory leaves nothing to look at.)
 		if store.Exists(st.Dir) {
 			if code, out := crashRun(t, bin, verify...); code != 0 && code != 3 {

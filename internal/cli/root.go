@@ -113,7 +113,7 @@ something has expired.`,
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
 	root.PersistentFlags().BoolVar(&e.insecureKeys, insecureKeysFlag, false, "read private keys that are symbolic links, owned by another user, or readable by group or others (refused by default)")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError("%v", err) })
+	root.SetFlagErrorFunc(flagError)
 	root.AddCommand(
 		newVersionCmd(e),
 		newConfigCmd(e),
@@ -131,6 +131,7 @@ something has expired.`,
 		newControllerCmd(e),
 	)
 	usageArgs(root)
+	kubeadmWords(root)
 	return root
 }
 

@@ -21,15 +21,20 @@ type specFlags struct {
 	profile string
 	keyAlg  string
 	kcDir   string
-	// cmd is the command the flags belong to; its stderr gets notices.
-	cmd *cobra.Command
+	// fromCluster and kubeconfig: kubeadm's configuration read from the
+	// cluster (kubeadm.go).
+	fromCluster bool
+	kubeconfig  string
+	cmd         *cobra.Command
 }
 
 func (f *specFlags) add(cmd *cobra.Command, withKeyAlg bool) {
 	f.cmd = cmd
-	cmd.Flags().StringVar(&f.config, "config", "", "cluster spec file (default: the spec inferred from --dir if it holds a PKI, see 'kubepki config from-dir'; else the embedded default, see 'kubepki config default')")
-	cmd.Flags().StringVar(&f.dir, "dir", "pki", "PKI directory")
-	cmd.Flags().StringVar(&f.profile, "profile", "", "layout: hardway or kubeadm (default: detected from --dir, else hardway)")
+	cmd.Flags().StringVar(&f.config, "config", "", "cluster spec, or kubeadm's ClusterConfiguration/InitConfiguration file (default: the profile's: 'kubepki config default' for hardway; for kubeadm, kubeadm's own: 10.96.0.0/12, this host's name and default-route address)")
+	cmd.Flags().StringVar(&f.dir, "dir", "pki", "PKI directory, also spelled --cert-dir (default with a kubeadm configuration: its certificatesDir)")
+	cmd.Flags().StringVar(&f.profile, "profile", "", "layout: hardway or kubeadm (default: kubeadm for a kubeadm configuration, else detected from --dir, else hardway)")
+	cmd.Flags().BoolVar(&f.fromCluster, "from-cluster", false, "read kubeadm's ClusterConfiguration from the cluster's kube-system/kubeadm-config ConfigMap instead of --config")
+	cmd.Flags().StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig for --from-cluster (default $KUBECONFIG or ~/.kube/config)")
 	_ = cmd.RegisterFlagCompletionFunc("profile", cobra.FixedCompletions([]string{"hardway", "kubeadm"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.MarkFlagFilename("config", "yaml", "yml")
 	_ = cmd.MarkFlagDirname("dir")
@@ -47,17 +52,9 @@ func (f *specFlags) add(cmd *cobra.Command, withKeyAlg bool) {
 
 // load reads and validates the spec and builds the plan for the profile.
 func (f *specFlags) load() (*cluster.Cluster, *catalog.Plan, error) {
-	c := cluster.Default()
-	name := f.config
-	if f.config != "" {
-		var err error
-		if c, err = cluster.Load(f.config); err != nil {
-			return nil, nil, err
-		}
-	} else if inferred, err := f.adopted(); err != nil {
+	c, name, profile, err := f.source()
+	if err != nil {
 		return nil, nil, err
-	} else if inferred != nil {
-		c, name = inferred, "spec inferred from "+f.dir
 	}
 	if f.keyAlg != "" {
 		alg, err := pki.ParseKeyAlgorithm(f.keyAlg)
@@ -66,14 +63,7 @@ func (f *specFlags) load() (*cluster.Cluster, *catalog.Plan, error) {
 		}
 		c.KeyAlgorithm = string(alg)
 	}
-	if name == "" {
-		name = "embedded default"
-	}
 	if err := checkSpec(c, name); err != nil {
-		return nil, nil, err
-	}
-	profile, err := f.resolveProfile()
-	if err != nil {
 		return nil, nil, err
 	}
 	plan, err := catalog.New(c, profile)

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
@@ -34,12 +33,20 @@ func Default() *Cluster {
 	return c
 }
 
-// Load reads, strictly decodes and defaults the spec in path. It does not
-// validate: call Validate for that.
+// Load reads, strictly decodes and defaults the spec in path — a kubepki
+// Cluster, or kubeadm's configuration (ParseKubeadm, for this machine). It
+// does not validate: call Validate for that.
 func Load(path string) (*Cluster, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
+	}
+	if IsKubeadmConfig(data) {
+		kc, err := ParseKubeadm(data, path, LocalHost())
+		if err != nil {
+			return nil, err
+		}
+		return kc.Cluster, nil
 	}
 	return Parse(data, path)
 }
@@ -91,10 +98,10 @@ func SetDefaults(c *Cluster) {
 		c.KeyAlgorithm = "ECDSA-P256"
 	}
 	if c.Validity.CA.Duration == 0 {
-		c.Validity.CA = metav1.Duration{Duration: DefaultCAValidity}
+		c.Validity.CA = Duration{DefaultCAValidity}
 	}
 	if c.Validity.Leaf.Duration == 0 {
-		c.Validity.Leaf = metav1.Duration{Duration: DefaultLeafValidity}
+		c.Validity.Leaf = Duration{DefaultLeafValidity}
 	}
 	for i := range c.Nodes {
 		if len(c.Nodes[i].Roles) == 0 {

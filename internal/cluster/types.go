@@ -4,8 +4,13 @@
 package cluster
 
 import (
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"encoding/json"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
 
+	"kubepki.dev/kubepki/internal/duration"
 	"kubepki.dev/kubepki/internal/pki"
 )
 
@@ -58,6 +63,9 @@ type Cluster struct {
 	// import-openssl` keeps them here so that verify accepts what the
 	// tutorial's openssl commands make.
 	Components map[string]Component `json:"components,omitempty"`
+	// Etcd is how etcd is run, as far as its certificates go (kubeadm
+	// profile).
+	Etcd EtcdSpec `json:"etcd,omitzero"`
 }
 
 // Component is what one component certificate has beyond the catalog's.
@@ -75,6 +83,30 @@ func ComponentNames() []string {
 	return []string{"admin", "kube-proxy", "kube-scheduler", "kube-controller-manager", "service-accounts"}
 }
 
+// EtcdSpec is etcd as kubeadm's ClusterConfiguration describes it.
+type EtcdSpec struct {
+	// ServerCertSANs and PeerCertSANs are extra DNS names or IPs of etcd's
+	// serving and peer certificates (kubeadm's etcd.local.serverCertSANs
+	// and peerCertSANs), for clients and peers that dial etcd by another
+	// name than the node's.
+	ServerCertSANs []string `json:"serverCertSANs,omitempty"`
+	PeerCertSANs   []string `json:"peerCertSANs,omitempty"`
+	// External is an etcd cluster run and certified outside this PKI
+	// (kubeadm's etcd.external): as kubeadm does, no etcd CA, no etcd
+	// certificates and no apiserver-etcd-client are made; kube-apiserver
+	// uses the files named here.
+	External *ExternalEtcd `json:"external,omitempty"`
+}
+
+// ExternalEtcd is where an external etcd is and which files kube-apiserver
+// authenticates to it with.
+type ExternalEtcd struct {
+	Endpoints []string `json:"endpoints"`
+	CAFile    string   `json:"caFile,omitempty"`
+	CertFile  string   `json:"certFile,omitempty"`
+	KeyFile   string   `json:"keyFile,omitempty"`
+}
+
 // APIServer is how the API server is reached.
 type APIServer struct {
 	// Endpoint is host:port of the API server (a load balancer or the control
@@ -86,6 +118,21 @@ type APIServer struct {
 	// interfaces). Control-plane components reach it on 127.0.0.1, so it
 	// must be 0.0.0.0, :: or a loopback address for them to work.
 	BindAddress string `json:"bindAddress,omitempty"`
+	// BindPort is kube-apiserver's --secure-port, which components on a
+	// control-plane node dial (kubeadm's localAPIEndpoint.bindPort);
+	// default the endpoint's port. A load balancer's endpoint may listen
+	// on another port than the API servers behind it.
+	BindPort int `json:"bindPort,omitempty"`
+}
+
+// SecurePort is the port kube-apiserver listens on: BindPort, or the
+// endpoint's port.
+func (a APIServer) SecurePort() string {
+	if a.BindPort != 0 {
+		return strconv.Itoa(a.BindPort)
+	}
+	_, port, _ := net.SplitHostPort(a.Endpoint)
+	return port
 }
 
 // Subject holds the distinguished-name defaults.
@@ -96,11 +143,33 @@ type Subject struct {
 	Organization string `json:"organization,omitempty"`
 }
 
-// Validity holds certificate lifetimes, as Go durations ("87660h").
+// Validity holds certificate lifetimes, as Go durations ("87660h") or
+// days ("3650d").
 type Validity struct {
-	CA   metav1.Duration `json:"ca,omitempty"`
-	Leaf metav1.Duration `json:"leaf,omitempty"`
+	CA   Duration `json:"ca,omitempty"`
+	Leaf Duration `json:"leaf,omitempty"`
 }
+
+// Duration is a lifetime in a spec: written as a Go duration, read as one
+// or as days (duration.Parse).
+type Duration struct{ time.Duration }
+
+// UnmarshalJSON reads a Go duration or days.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("want a duration string such as 8760h or 365d")
+	}
+	v, err := duration.Parse(s)
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalJSON writes the Go spelling ("8760h0m0s").
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.Duration.String()) }
 
 // CertificateAuthorities turns the separate etcd and front-proxy CAs on or
 // off. Both default to on, as kubeadm does; off means the cluster CA signs.

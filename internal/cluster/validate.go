@@ -91,9 +91,31 @@ func Validate(c *Cluster) []Finding {
 			add(Warning, "apiServer.bindAddress", "%s is not loopback: kube-controller-manager and kube-scheduler, which dial https://127.0.0.1, will not reach the API server", b)
 		}
 	}
+	if p := c.APIServer.BindPort; p < 0 || p > 65535 {
+		add(Error, "apiServer.bindPort", "%d is not a port in 1-65535", p)
+	}
 	for i, s := range c.APIServer.ExtraSANs {
 		if err := checkSAN(s); err != nil {
 			add(Error, fmt.Sprintf("apiServer.extraSANs[%d]", i), "%v", err)
+		}
+	}
+	for _, list := range []struct {
+		field string
+		sans  []string
+	}{{"etcd.serverCertSANs", c.Etcd.ServerCertSANs}, {"etcd.peerCertSANs", c.Etcd.PeerCertSANs}} {
+		for i, s := range list.sans {
+			field := list.field
+			if err := checkSAN(s); err != nil {
+				add(Error, fmt.Sprintf("%s[%d]", field, i), "%v", err)
+			}
+		}
+	}
+	if x := c.Etcd.External; x != nil {
+		if len(x.Endpoints) == 0 {
+			add(Error, "etcd.external.endpoints", "at least one endpoint is needed")
+		}
+		if len(c.Etcd.ServerCertSANs)+len(c.Etcd.PeerCertSANs) > 0 {
+			add(Error, "etcd.external", "an external etcd has no certificates here, so serverCertSANs and peerCertSANs cannot apply")
 		}
 	}
 	if _, err := pki.ParseKeyAlgorithm(c.KeyAlgorithm); err != nil {

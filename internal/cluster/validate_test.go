@@ -4,8 +4,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestDefaultIsValid(t *testing.T) {
@@ -69,9 +67,16 @@ func TestValidate(t *testing.T) {
 		{"endpoint without port", func(c *Cluster) { c.APIServer.Endpoint = "server" }, "apiServer.endpoint", Error, "host:port"},
 		{"endpoint bad port", func(c *Cluster) { c.APIServer.Endpoint = "server:99999" }, "apiServer.endpoint", Error, "1-65535"},
 		{"bad extra SAN", func(c *Cluster) { c.APIServer.ExtraSANs = []string{"not a name"} }, "apiServer.extraSANs[0]", Error, "neither an IP nor a DNS name"},
+		{"bad bind port", func(c *Cluster) { c.APIServer.BindPort = 70000 }, "apiServer.bindPort", Error, "not a port"},
+		{"bad etcd SAN", func(c *Cluster) { c.Etcd.PeerCertSANs = []string{"ok.example", "not a name"} }, "etcd.peerCertSANs[1]", Error, "neither an IP nor a DNS name"},
+		{"external etcd without endpoints", func(c *Cluster) { c.Etcd.External = &ExternalEtcd{} }, "etcd.external.endpoints", Error, "at least one"},
+		{"external etcd with SANs", func(c *Cluster) {
+			c.Etcd.External = &ExternalEtcd{Endpoints: []string{"https://e:2379"}}
+			c.Etcd.ServerCertSANs = []string{"e"}
+		}, "etcd.external", Error, "cannot apply"},
 		{"bad key algorithm", func(c *Cluster) { c.KeyAlgorithm = "DSA-1024" }, "keyAlgorithm", Error, "unknown key algorithm"},
-		{"leaf outlives CA", func(c *Cluster) { c.Validity.Leaf = metav1.Duration{Duration: 20 * 365 * 24 * time.Hour} }, "validity.leaf", Error, "longer than the CA"},
-		{"negative validity", func(c *Cluster) { c.Validity.CA = metav1.Duration{Duration: -time.Hour} }, "validity.ca", Error, "positive"},
+		{"leaf outlives CA", func(c *Cluster) { c.Validity.Leaf = Duration{20 * 365 * 24 * time.Hour} }, "validity.leaf", Error, "longer than the CA"},
+		{"negative validity", func(c *Cluster) { c.Validity.CA = Duration{-time.Hour} }, "validity.ca", Error, "positive"},
 		{"duplicate node", func(c *Cluster) { c.Nodes[2].Name = "node-0" }, "nodes[2].name", Error, "duplicate node name"},
 		{"node name not a label", func(c *Cluster) { c.Nodes[1].Name = "Node_0" }, "nodes[1].name", Error, "not a DNS label"},
 		{"node bad IP", func(c *Cluster) { c.Nodes[1].IPs = []string{"300.1.1.1"} }, "nodes[1].ips[0]", Error, "not an IP"},

@@ -43,10 +43,10 @@ func (w *wirer) etcd() error {
 }
 
 func (w *wirer) apiServer() error {
-	_, port, err := net.SplitHostPort(w.c.APIServer.Endpoint)
-	if err != nil {
+	if _, _, err := net.SplitHostPort(w.c.APIServer.Endpoint); err != nil {
 		return err
 	}
+	port := w.c.APIServer.SecurePort()
 	ip := w.nodeIP()
 	w.flag("advertise-address", ip)
 	if w.c.APIServer.BindAddress != "" {

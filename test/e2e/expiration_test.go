@@ -168,9 +168,10 @@ func TestCheckExpirationMatchesKubeadm(t *testing.T) {
 				return out
 			}
 			ours := func(extra ...string) string {
-				args := append([]string{"certs", "check-expiration", "--profile", "kubeadm", "--dir", pkiDir, "--kubeconfig-dir", kdir}, extra...)
+				// The same kubeadm configuration as kubeadm's.
+				args := append([]string{"certs", "check-expiration", "--config", genPath, "--dir", pkiDir, "--kubeconfig-dir", kdir}, extra...)
 				out, errs, code := runSplit(t, bin, args...)
-				// The default spec's nodes have no kubelet-<node>.conf here.
+				// The plan's kubelet-node-0.conf is not here (kubelet.conf is).
 				if code != 3 || !strings.Contains(errs, "missing") {
 					t.Fatalf("kubepki %s: exit %d, want 3 (missing)\n%s%s", strings.Join(args, " "), code, out, errs)
 				}
@@ -220,19 +221,19 @@ func TestCheckExpirationMatchesKubeadm(t *testing.T) {
 				t.Errorf("order: kubepki %q, kubeadm %q", common, theirOrder[0])
 			}
 			// kubepki's own rows: kubelet.conf as kubeadm wrote it, and the
-			// plan's per-node kubelet kubeconfigs, missing.
+			// plan's per-node kubelet kubeconfig, missing.
 			adminRow := theirCerts["admin.conf"]
 			if k := ourCerts["kubelet.conf"]; k == nil || k["EXPIRES"] != adminRow["EXPIRES"] || k["RESIDUAL TIME"] != adminRow["RESIDUAL TIME"] ||
 				k["CERTIFICATE AUTHORITY"] != "ca" || k["EXTERNALLY MANAGED"] != adminRow["EXTERNALLY MANAGED"] {
 				t.Errorf("kubelet.conf row %v, want it like admin.conf's %v", ourCerts["kubelet.conf"], adminRow)
 			}
-			for _, n := range []string{"kubelet-server.conf", "kubelet-node-0.conf", "kubelet-node-1.conf"} {
+			for _, n := range []string{"kubelet-node-0.conf"} {
 				if r := ourCerts[n]; r == nil || r["EXPIRES"] != "<missing>" || r["RESIDUAL TIME"] != "<missing>" {
 					t.Errorf("%s row %v, want <missing>", n, r)
 				}
 			}
-			if len(ourCerts) != len(theirCerts)+4 || len(ourCAs) != len(theirCAs) {
-				t.Errorf("kubepki has %d+%d rows, want kubeadm's %d+%d and 4 kubelet kubeconfigs", len(ourCerts), len(ourCAs), len(theirCerts), len(theirCAs))
+			if len(ourCerts) != len(theirCerts)+2 || len(ourCAs) != len(theirCAs) {
+				t.Errorf("kubepki has %d+%d rows, want kubeadm's %d+%d and 2 kubelet kubeconfigs", len(ourCerts), len(ourCAs), len(theirCerts), len(theirCAs))
 			}
 			// Where both print a row, the lines are byte for byte the same:
 			// the column widths agree, as kubepki's extra names are shorter
