@@ -101,7 +101,7 @@ func TestParseKubeadm(t *testing.T) {
 	}
 	want := &Cluster{
 		APIVersion: APIVersion, Kind: Kind,
-		Name: "prod", DNSDomain: "prod.local", ServiceCIDR: "10.100.0.0/16", PodCIDR: "10.244.0.0/16",
+		Name: "prod", KubernetesVersion: "v1.31", DNSDomain: "prod.local", ServiceCIDR: "10.100.0.0/16", PodCIDR: "10.244.0.0/16",
 		// controlPlaneEndpoint without a port takes the bind port.
 		APIServer:    APIServer{Endpoint: "api.example.com:8443", ExtraSANs: []string{"api.example.com", "10.1.2.100"}},
 		KeyAlgorithm: "ECDSA-P256",

@@ -30,6 +30,9 @@ func TestOpenSSLAgreesWithCatalog(t *testing.T) {
 				dir := filepath.Join(t.TempDir(), "pki")
 				run(t, bin, "init", "--dir", dir, "--profile", string(profile), "--key-algorithm", string(alg))
 				c := cluster.Default()
+				if profile == catalog.Kubeadm {
+					c = cluster.KubeadmDefault(cluster.LocalHost())
+				}
 				c.KeyAlgorithm = string(alg)
 				plan, err := catalog.New(c, profile)
 				if err != nil {
