@@ -106,6 +106,7 @@ listed, with the command that makes CSRs for the external CA (exit 3).`,
 	}
 	f.add(cmd, false)
 	cmd.Flags().BoolVar(&opts.ReuseKey, "reuse-key", false, "keep each certificate's private key")
+	cmd.Flags().BoolVar(&opts.NewKey, "new-key", false, "give the kubelet's rotated pair (kubelet.conf pointing at kubelet-client-current.pem) a new key; by default its node key is kept")
 	cmd.Flags().DurationVar(&validity, "validity", 0, "validity of the new certificates (default: the spec's leaf validity)")
 	cmd.Flags().BoolVar(&opts.FromSpec, "from-spec", false, "reissue from the cluster spec (fixes drift) instead of copying the old certificate")
 	addOutputFlag(cmd, &output)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"kubepki.dev/kubepki/internal/kubeconfig"
 	"kubepki.dev/kubepki/internal/pki"
 	"kubepki.dev/kubepki/internal/store"
 )
@@ -98,7 +99,7 @@ func (l embeddedLocation) Read() (*x509.Certificate, crypto.Signer, error) {
 		return nil, nil, err
 	}
 	if len(user.ClientCertificateData) == 0 {
-		return nil, nil, fmt.Errorf("%s: no client certificate", l.k.Path)
+		return nil, nil, fmt.Errorf("%s: %w", l.k.Path, kubeconfig.ErrNoClientCert)
 	}
 	cert, err := pki.ParseCert(user.ClientCertificateData)
 	if err != nil {

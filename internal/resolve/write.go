@@ -67,8 +67,11 @@ func (w *Writer) Write(c *Cert, cert *x509.Certificate, key crypto.Signer, opts 
 		}
 	}
 	for _, k := range c.Copies {
-		if k.Config == nil {
-			continue // missing (init creates it) or unreadable (reported)
+		if k.Missing() {
+			continue // init creates it
+		}
+		if k.Err != nil {
+			return nil, k.Err
 		}
 		w.server = ""
 		if opts.Server {
