@@ -267,3 +267,21 @@ func (l rotatedLocation) stage(w *Writer, cert *x509.Certificate, key crypto.Sig
 	}
 	return w.kubeconfig(l.k, nil)
 }
+
+// KeyFile is the file that holds a location's private key, as it is read:
+// the .key, a kubeconfig's client-key, the regular file the kubelet's
+// link names; "" for a key embedded in a kubeconfig.
+func KeyFile(l Location) string {
+	switch l := l.(type) {
+	case fileLocation:
+		return l.KeyPath()
+	case referencedLocation:
+		return l.keyFile
+	case rotatedLocation:
+		if target, _, err := l.target(); err == nil {
+			return target
+		}
+		return l.file
+	}
+	return ""
+}
