@@ -56,17 +56,14 @@ type Options struct {
 // A key (or certificate) st's KeyPolicy refuses — a symbolic link, another
 // owner's — stops Apply before it writes anything.
 func Apply(ctx context.Context, plan *catalog.Plan, st store.Store, now time.Time, opts Options) ([]Result, error) {
-	for _, p := range Permissions(plan, st) {
-		if !p.Tighten || p.Warning {
-			continue
+	tightened, err := Tighten(Permissions(plan, st))
+	for _, t := range tightened {
+		if opts.OnTighten != nil {
+			opts.OnTighten(t)
 		}
-		before, after, err := store.Tighten(p.Path, p.forbidden)
-		if err != nil {
-			return nil, err
-		}
-		if before != after && opts.OnTighten != nil {
-			opts.OnTighten(Tightened{Path: p.Path, Before: before, After: after})
-		}
+	}
+	if err != nil {
+		return nil, err
 	}
 	if err := refuseUnsafe(plan, st); err != nil {
 		return nil, err
