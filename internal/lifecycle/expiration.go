@@ -25,10 +25,8 @@ import (
 const DefaultWarnWithin = 30 * 24 * time.Hour
 
 // KubeletConf is the kubelet's kubeconfig on a kubeadm node
-// (/etc/kubernetes/kubelet.conf). kubepki's kubeadm layout names it
-// kubelet-<node>.conf, one per node; when a plain kubelet.conf sits in the
-// kubeconfig directory (a real kubeadm node), Expiration reports it too.
-const KubeletConf = "kubelet.conf"
+// (/etc/kubernetes/kubelet.conf), reported as its node's (resolve).
+const KubeletConf = resolve.KubeletConf
 
 // Placeholders in the EXPIRES and RESIDUAL TIME columns.
 const (
