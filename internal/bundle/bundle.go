@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"slices"
 	"strconv"
@@ -22,6 +21,7 @@ import (
 	"kubepki.dev/kubepki/internal/catalog"
 	"kubepki.dev/kubepki/internal/kubeconfig"
 	"kubepki.dev/kubepki/internal/pki"
+	"kubepki.dev/kubepki/internal/resolve"
 	"kubepki.dev/kubepki/internal/store"
 )
 
@@ -66,8 +66,9 @@ func Collect(plan *catalog.Plan, st store.Store, node string) (*Bundle, error) {
 		return nil, fmt.Errorf("no node %q in the plan", node)
 	}
 	b := &Bundle{Node: node}
+	m := resolve.Resolve(plan, st)
 	for _, f := range nb.Files {
-		src, err := sourcePath(plan, st, f)
+		src, err := sourcePath(m, f)
 		if err != nil {
 			return nil, fmt.Errorf("bundle %s: %s: %w", node, f.Path, err)
 		}
@@ -75,14 +76,14 @@ func Collect(plan *catalog.Plan, st store.Store, node string) (*Bundle, error) {
 			return nil, fmt.Errorf("bundle %s: refusing to put %s at %s: %w", node, src, f.Path, err)
 		}
 		data, err := read(st, f, src)
-		if errors.Is(err, fs.ErrNotExist) && f.Kind == catalog.SourceKey && isCA(plan, f.Name) {
+		if ca, ok := m.CAs[f.Name]; ok && f.Kind == catalog.SourceKey && ca.External() {
 			// External-CA mode: the CA key is elsewhere, and stays there.
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("bundle %s: %w", node, err)
 		}
-		if err := verify(plan, st, f, src, data); err != nil {
+		if err := verify(m, f, src, data); err != nil {
 			return nil, fmt.Errorf("bundle %s: %w", node, err)
 		}
 		mode, err := strconv.ParseUint(f.Mode, 8, 32)
@@ -108,22 +109,25 @@ func read(st store.Store, f catalog.BundleFile, src string) ([]byte, error) {
 	return st.ReadFile(src)
 }
 
-func isCA(plan *catalog.Plan, name string) bool {
-	c, ok := plan.Cert(name)
-	return ok && c.Profile.IsCA
-}
-
 // verify checks a file that carries a private key against what it pairs
 // with: a key file against its certificate (or, for a bare key pair, its
 // public key), a kubeconfig's client key against its client certificate;
 // and the certificate against its CA and its identity in the plan.
 // Certificates and public keys alone are checked with their key.
-func verify(plan *catalog.Plan, st store.Store, f catalog.BundleFile, src string, data []byte) error {
+func verify(m *resolve.Model, f catalog.BundleFile, src string, data []byte) error {
+	plan, st := m.Plan, m.Store
 	switch f.Kind {
 	case catalog.SourceKey:
 		key, err := pki.ParseKey(data)
 		if err != nil {
 			return fmt.Errorf("%s: %w", src, err)
+		}
+		if ca, ok := m.CAs[f.Name]; ok && len(ca.Certs) > 1 {
+			// A trust bundle: the key is the one CA of it that signs.
+			if ca.Signer == nil || !pki.KeyMatches(ca.Signer.Cert.PublicKey, key) {
+				return fmt.Errorf("%s matches no certificate of %s: not packing a mismatched pair", src, ca.Path)
+			}
+			return nil
 		}
 		if c, ok := plan.Cert(f.Name); ok {
 			certPath := st.CertPath(c.Path)
@@ -203,16 +207,18 @@ func checkCert(plan *catalog.Plan, st store.Store, c catalog.CertSpec, cert *x50
 	return nil
 }
 
-// sourcePath is the store file a bundle file is copied from.
-func sourcePath(plan *catalog.Plan, st store.Store, f catalog.BundleFile) (string, error) {
+// sourcePath is the store file a bundle file is copied from: for a
+// kubeconfig, the file in use (a real node's kubelet.conf).
+func sourcePath(m *resolve.Model, f catalog.BundleFile) (string, error) {
+	st := m.Store
 	if f.Kind == catalog.SourceKubeconfig {
-		k, ok := plan.Kubeconfig(f.Name)
+		k, ok := m.Kubeconfig(f.Name)
 		if !ok {
 			return "", fmt.Errorf("kubeconfig %q not in plan", f.Name)
 		}
-		return st.KubeconfigPath(k.File), nil
+		return k.Path, nil
 	}
-	if c, ok := plan.Cert(f.Name); ok {
+	if c, ok := m.Plan.Cert(f.Name); ok {
 		switch f.Kind {
 		case catalog.SourceCert:
 			return st.CertPath(c.Path), nil
@@ -220,7 +226,7 @@ func sourcePath(plan *catalog.Plan, st store.Store, f catalog.BundleFile) (strin
 			return st.KeyPath(c.Path), nil
 		}
 	}
-	for _, k := range plan.Keys {
+	for _, k := range m.Plan.Keys {
 		if k.Name != f.Name {
 			continue
 		}

@@ -35,8 +35,10 @@ func newCheckExpirationCmd(e *env) *cobra.Command {
 table with every leaf certificate of --dir and the client certificate of every
 kubeconfig in --kubeconfig-dir (admin.conf, super-admin.conf,
 controller-manager.conf, scheduler.conf and, unlike kubeadm, the kubelets'
-kubelet-<node>.conf, plus a plain kubelet.conf if there is one), then one with
-the CAs. Columns, order, date and residual time ("364d", "9y", "<invalid>" once
+kubelet-<node>.conf; on a real node its kubelet.conf, with the kubelet's own
+certificate when it points at kubelet-client-current.pem, and not the other
+nodes'), then one with the CAs: every CA of a CA file that holds several (a
+trust bundle during a rotation: ca, ca#2, …). Columns, order, date and residual time ("364d", "9y", "<invalid>" once
 expired) are kubeadm's; a missing file says <missing>. EXTERNALLY MANAGED is
 "yes" when the signing CA's certificate is present without its key (external
 CA mode): kubepki cannot renew that certificate.

@@ -40,7 +40,7 @@ Embedded kubeconfig certificates are named after their kubeconfig
 			if err != nil {
 				return err
 			}
-			files, err := lifecycle.GenerateCSRs(plan, args, csrDir)
+			files, err := lifecycle.GenerateCSRs(plan, f.store(e, plan.Profile), args, csrDir)
 			if err != nil {
 				return err
 			}

@@ -35,9 +35,13 @@ a certificate with a CN, group, usage or SAN the spec does not give it (a SAN
 added by hand: name it in the spec) is refused, not narrowed. A certificate its
 CA never signed is refused too. --from-spec reissues from the cluster spec
 instead, fixing drift (a SAN the spec now needs) and replacing such files. The hard way's service-accounts certificate keeps
-its key: a new one would invalidate every service-account token. The client certificates inside kubeconfigs are
-renewed in place (the rest of each kubeconfig is kept, its CA data refreshed),
-kubelet.conf included.
+its key: a new one would invalidate every service-account token. Kubeconfigs keep their style (the rest of each file is kept, its CA data
+refreshed with the CA file's every certificate): embedded certificates stay
+embedded; a kubeconfig that refers to files gets new files and keeps the
+references. kubelet.conf is renewed too; when it points at the kubelet's
+kubelet-client-current.pem, a new kubelet-client-<timestamp>.pem is written
+for the node's own key (--new-key for a new one) and the link swung, as the
+kubelet does: this recovers a node whose client certificate has expired.
 
 Every replaced file is first copied to DIR/.backup/<timestamp>/, then all new
 files replace the old ones as one commit, recorded in journal.json beside the
@@ -49,7 +53,8 @@ Certificates whose CA key is absent (external CA) are not renewed: they are
 listed, with the command that makes CSRs for the external CA (exit 3).`,
 		Example: `  kubepki certs renew all --dir /etc/kubernetes/pki --profile kubeadm
   kubepki certs renew apiserver --from-spec --config cluster.yaml
-  kubepki certs renew admin.conf kubelet-node-0.conf --reuse-key`,
+  kubepki certs renew admin.conf kubelet-node-0.conf --reuse-key
+  kubepki certs renew kubelet.conf --dir /etc/kubernetes/pki --profile kubeadm`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if validity < 0 {
@@ -106,6 +111,7 @@ listed, with the command that makes CSRs for the external CA (exit 3).`,
 	}
 	f.add(cmd, false)
 	cmd.Flags().BoolVar(&opts.ReuseKey, "reuse-key", false, "keep each certificate's private key")
+	cmd.Flags().BoolVar(&opts.NewKey, "new-key", false, "give the kubelet's rotated pair (kubelet.conf pointing at kubelet-client-current.pem) a new key; by default its node key is kept")
 	cmd.Flags().DurationVar(&validity, "validity", 0, "validity of the new certificates (default: the spec's leaf validity)")
 	cmd.Flags().BoolVar(&opts.FromSpec, "from-spec", false, "reissue from the cluster spec (fixes drift) instead of copying the old certificate")
 	addOutputFlag(cmd, &output)

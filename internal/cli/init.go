@@ -62,16 +62,11 @@ Exit codes: 0 all present and valid, 1 error, 3 something was left untouched
 				return err
 			}
 			defer release()
-			// Fix the modes plan and verify report before anything
-			// reads a key: a 0644 key is tightened, not refused.
-			tightened, err := reconcile.Tighten(reconcile.Permissions(plan, st))
-			for _, t := range tightened {
+			// Apply executes plan's steps: it first fixes the modes plan
+			// and verify report (a 0644 key is tightened, not refused).
+			opts := reconcile.Options{Progress: progress(e.stderr), OnTighten: func(t reconcile.Tightened) {
 				fmt.Fprintf(e.stderr, "tightened %s: mode %04o -> %04o\n", t.Path, t.Before, t.After)
-			}
-			if err != nil {
-				return err
-			}
-			opts := reconcile.Options{Progress: progress(e.stderr)}
+			}}
 			results, err := reconcile.Apply(cmd.Context(), plan, st, e.now(), opts)
 			if err != nil {
 				return err

@@ -64,7 +64,9 @@ and kubelet-<node>.conf per node (installed as /etc/kubernetes/kubelet.conf).`,
 				return err
 			}
 			defer release()
-			results, err := reconcile.Apply(cmd.Context(), plan, st, e.now(), reconcile.Options{Progress: progress(e.stderr)})
+			results, err := reconcile.Apply(cmd.Context(), plan, st, e.now(), reconcile.Options{Progress: progress(e.stderr), OnTighten: func(t reconcile.Tightened) {
+				fmt.Fprintf(e.stderr, "tightened %s: mode %04o -> %04o\n", t.Path, t.Before, t.After)
+			}})
 			if err != nil {
 				return err
 			}

@@ -9,9 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"kubepki.dev/kubepki/internal/catalog"
 	"kubepki.dev/kubepki/internal/reconcile"
-	"kubepki.dev/kubepki/internal/store"
 )
 
 // planItem is one line of `kubepki plan`.
@@ -42,6 +40,8 @@ certificate, key pair and kubeconfig, what 'kubepki init' would do:
             file they can write: init chmods it
   fix       invalid (unreadable, wrong key, wrong CA), or a key that is a
             symbolic link or another user's: needs a person
+  elsewhere another node's kubelet kubeconfig, in a directory that is a real
+            node's (its own is kubelet.conf): it lives on that node
   external  a CA without its key: certificates it signs come from outside;
             a missing certificate it signs: 'kubepki certs generate-csr NAME',
             have it signed, then 'kubepki certs install'
@@ -62,20 +62,15 @@ otherwise.`,
 				return err
 			}
 			defer release()
-			statuses := reconcile.Examine(plan, st, now)
+			// The steps init executes (reconcile.Apply), as they are.
 			var items []planItem
 			todo := 0
-			for _, s := range statuses {
-				it := planItem{Status: s}
-				it.Action, it.Findings = planAction(s, now, warnWithin)
-				if it.Action == "create" {
-					if ca, ok := externalSigner(plan, st, statuses, s); ok {
-						// init cannot issue it: say where it comes from.
-						it.Action = "external"
-						it.Findings = append(it.Findings, fmt.Sprintf("CA %s has no key here (external CA): kubepki certs generate-csr %s --csr-dir DIR, have it signed, then kubepki certs install", ca, certOf(plan, s)))
-					}
+			for _, s := range reconcile.Steps(plan, st, now, warnWithin) {
+				it := planItem{Status: s.Status, Action: string(s.Action)}
+				if s.Action == reconcile.ActRenew && s.State == reconcile.Valid {
+					it.Findings = append(it.Findings, "expires on "+s.NotAfter.UTC().Format(time.RFC3339)+", within "+warnWithin.String())
 				}
-				if it.Action != "keep" && !(it.Action == "external" && s.IsCA) {
+				if s.Todo() {
 					todo++
 				}
 				items = append(items, it)
@@ -87,24 +82,13 @@ otherwise.`,
 					fmt.Fprintf(e.stderr, "repair %s\n", l)
 				}
 			}
-			for _, p := range reconcile.Permissions(plan, st) {
-				if p.Warning {
-					continue
-				}
-				it := planItem{Status: reconcile.Status{Name: p.Path, Kind: reconcile.KindPermissions, Path: p.Path, State: reconcile.Unsafe, Findings: []string{p.Problem}}, Action: "fix"}
-				if p.Tighten {
-					it.Action = "tighten"
-				}
-				todo++
-				items = append(items, it)
-			}
 			if err := print(e.stdout, output, items, func(w io.Writer) error {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "ACTION\tNAME\tKIND\tPATH")
 				var details []string
 				for _, it := range items {
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", it.Action, it.Name, it.Kind, it.Path)
-					if it.Action != "keep" {
+					if it.Action != "keep" && it.Action != string(reconcile.ActElsewhere) {
 						for _, m := range it.Findings {
 							details = append(details, fmt.Sprintf("%s %s: %s", it.Kind, it.Name, m))
 						}
@@ -136,56 +120,4 @@ otherwise.`,
 	addOutputFlag(cmd, &output)
 	cmd.Flags().DurationVar(&warnWithin, "warn-within", 30*24*time.Hour, "call certificates expiring within this window due for renewal")
 	return cmd
-}
-
-// certOf is the certificate of the plan an item stands for: itself, or the
-// one a kubeconfig embeds.
-func certOf(plan *catalog.Plan, s reconcile.Status) string {
-	if s.Kind == reconcile.KindKubeconfig {
-		k, _ := plan.Kubeconfig(s.Name)
-		return k.Cert
-	}
-	return s.Name
-}
-
-// externalSigner returns the CA of a missing item whose certificate init
-// would have to issue with a CA whose key is absent.
-func externalSigner(plan *catalog.Plan, st store.Store, statuses []reconcile.Status, s reconcile.Status) (string, bool) {
-	if s.Kind != reconcile.KindCert && s.Kind != reconcile.KindKubeconfig {
-		return "", false
-	}
-	c, ok := plan.Cert(certOf(plan, s))
-	if !ok || c.Profile.IsCA {
-		return "", false
-	}
-	// A kubeconfig of a certificate on disk is made without the CA key.
-	if s.Kind == reconcile.KindKubeconfig && !c.Embedded && store.Exists(st.CertPath(c.Path)) {
-		return "", false
-	}
-	for _, ca := range statuses {
-		if ca.IsCA && ca.Name == c.CA && ca.State == reconcile.External {
-			return c.CA, true
-		}
-	}
-	return "", false
-}
-
-// planAction says what to do about an item, with the findings behind it.
-func planAction(s reconcile.Status, now time.Time, window time.Duration) (string, []string) {
-	switch s.State {
-	case reconcile.Missing:
-		return "create", s.Findings
-	case reconcile.Drifted:
-		return "reissue", s.Findings
-	case reconcile.Expired:
-		return "renew", s.Findings
-	case reconcile.Invalid:
-		return "fix", s.Findings
-	case reconcile.External:
-		return "external", s.Findings
-	}
-	if !s.NotAfter.IsZero() && s.NotAfter.Sub(now) < window {
-		return "renew", append(s.Findings, "expires on "+s.NotAfter.UTC().Format(time.RFC3339)+", within "+window.String())
-	}
-	return "keep", s.Findings
 }

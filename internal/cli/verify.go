@@ -5,19 +5,24 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"kubepki.dev/kubepki/internal/reconcile"
+	"kubepki.dev/kubepki/internal/resolve"
 )
 
 // verifyReport is what verify prints with -o json|yaml.
 type verifyReport struct {
-	Dir     string             `json:"dir"`
-	Profile string             `json:"profile"`
-	Clean   bool               `json:"clean"`
-	CAKeys  map[string]bool    `json:"caKeysPresent"`
-	Items   []reconcile.Status `json:"items"`
+	Dir     string          `json:"dir"`
+	Profile string          `json:"profile"`
+	Clean   bool            `json:"clean"`
+	CAKeys  map[string]bool `json:"caKeysPresent"`
+	// Bundles lists, for a CA file with several CAs (a trust bundle),
+	// each of them.
+	Bundles map[string][]string `json:"trustBundles,omitempty"`
+	Items   []reconcile.Status  `json:"items"`
 	// Findings are every problem, one line each, "path: message".
 	Findings []string `json:"findings"`
 	// Warnings are worth knowing but not findings, one line each.
@@ -65,11 +70,21 @@ One line per finding; exit 0 only when clean, 3 when there are findings.`,
 			defer release()
 			rep := verifyReport{Dir: f.dir, Profile: string(plan.Profile), CAKeys: map[string]bool{}, Findings: []string{}}
 			rep.Items = reconcile.Examine(plan, st, e.now())
+			for name, ca := range resolve.Resolve(plan, st).CAs {
+				if len(ca.Certs) > 1 {
+					if rep.Bundles == nil {
+						rep.Bundles = map[string][]string{}
+					}
+					for _, c := range ca.Certs {
+						rep.Bundles[name] = append(rep.Bundles[name], resolve.Describe(c))
+					}
+				}
+			}
 			for _, s := range rep.Items {
 				if s.IsCA {
 					rep.CAKeys[s.Name] = s.KeyPresent
 				}
-				if s.State != reconcile.Valid && s.State != reconcile.External {
+				if s.State != reconcile.Valid && s.State != reconcile.External && s.State != reconcile.Elsewhere {
 					for _, m := range s.Findings {
 						rep.Findings = append(rep.Findings, fmt.Sprintf("%s: %s: %s", s.Path, s.State, m))
 					}
@@ -122,6 +137,17 @@ func writeVerifyText(w io.Writer, rep verifyReport) error {
 			state = "absent (external CA)"
 		}
 		fmt.Fprintf(w, "CA %s: key %s\n", n, state)
+		if b := rep.Bundles[n]; len(b) > 1 {
+			fmt.Fprintf(w, "CA %s: trust bundle of %d: %s\n", n, len(b), strings.Join(b, "; "))
+		}
+	}
+	if len(rep.Bundles) > 0 {
+		// Which CA of a bundle signed each certificate.
+		for _, s := range rep.Items {
+			if s.SignedBy != "" {
+				fmt.Fprintf(w, "%s: signed by %s\n", s.Path, s.SignedBy)
+			}
+		}
 	}
 	if rep.Clean {
 		fmt.Fprintf(w, "%s (%s): %d items verified, no findings\n", rep.Dir, rep.Profile, len(rep.Items))

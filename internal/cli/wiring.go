@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"kubepki.dev/kubepki/internal/cluster"
-	"kubepki.dev/kubepki/internal/store"
+	"kubepki.dev/kubepki/internal/resolve"
 	"kubepki.dev/kubepki/internal/wiring"
 )
 
@@ -60,8 +60,8 @@ Output formats:
 				return usageError("--node %s: no such node in the spec", node)
 			}
 			st := f.store(e, plan.Profile)
-			caSpec, _ := plan.Cert("ca")
-			external := !store.Exists(st.KeyPath(caSpec.Path)) && store.Exists(st.CertPath(caSpec.Path))
+			ca := resolve.Resolve(plan, st).CAs["ca"]
+			external := ca != nil && ca.External()
 			w, err := wiring.For(c, plan, wiring.Component(args[0]), node, wiring.Options{Root: root, ExternalCA: external})
 			if err != nil {
 				return err

@@ -1,12 +1,10 @@
 package lifecycle
 
 import (
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -17,8 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/duration"
 
 	"kubepki.dev/kubepki/internal/catalog"
-	"kubepki.dev/kubepki/internal/kubeconfig"
 	"kubepki.dev/kubepki/internal/pki"
+	"kubepki.dev/kubepki/internal/resolve"
 	"kubepki.dev/kubepki/internal/store"
 )
 
@@ -27,10 +25,8 @@ import (
 const DefaultWarnWithin = 30 * 24 * time.Hour
 
 // KubeletConf is the kubelet's kubeconfig on a kubeadm node
-// (/etc/kubernetes/kubelet.conf). kubepki's kubeadm layout names it
-// kubelet-<node>.conf, one per node; when a plain kubelet.conf sits in the
-// kubeconfig directory (a real kubeadm node), Expiration reports it too.
-const KubeletConf = "kubelet.conf"
+// (/etc/kubernetes/kubelet.conf), reported as its node's (resolve).
+const KubeletConf = resolve.KubeletConf
 
 // Placeholders in the EXPIRES and RESIDUAL TIME columns.
 const (
@@ -165,6 +161,8 @@ type Expiry struct {
 	ExpiringSoon bool `json:"expiringSoon"`
 	// Error says why an existing file could not be read.
 	Error string `json:"error,omitempty"`
+	// Subject is the CN of a CA of a trust bundle (a CA file with several).
+	Subject string `json:"subject,omitempty"`
 }
 
 // expiresText is the EXPIRES cell.
@@ -217,42 +215,64 @@ type Report struct {
 // is reported on that file's row.
 func Expiration(plan *catalog.Plan, st store.Store, now time.Time) Report {
 	r := Report{Now: now.UTC()}
-	// external: the CA certificate exists without its key.
-	external := map[string]bool{}
+	// Expiration only reads, whatever a key's mode (verify reports that).
+	st.Keys = store.KeyPolicy{Insecure: true}
+	m := resolve.Resolve(plan, st)
 	for _, c := range plan.CAs() {
-		e := certExpiry(c.Name, st.CertPath(c.Path))
-		external[c.Name] = !e.Missing && e.Error == "" && keyAbsent(st.KeyPath(c.Path))
-		e.ExternallyManaged = external[c.Name]
-		r.CertificateAuthorities = append(r.CertificateAuthorities, e)
+		r.CertificateAuthorities = append(r.CertificateAuthorities, caExpiries(m.CAs[c.Name])...)
 	}
-	for _, c := range plan.Leaves() {
-		if c.Embedded {
+	for _, c := range m.Leaves() {
+		if c.Kubeconfig != nil {
 			continue // reported with its kubeconfig
 		}
-		e := certExpiry(c.Name, st.CertPath(c.Path))
-		e.CA, e.ExternallyManaged = c.CA, external[c.CA]
+		e := certExpiry(c.Spec.Name, c.Location.Path())
+		e.CA, e.ExternallyManaged = c.Spec.CA, c.CA.External()
 		r.Certificates = append(r.Certificates, e)
 	}
-	kubeletCA, haveKubeletConf := "ca", false
-	for _, k := range plan.Kubeconfigs {
-		c, _ := plan.Cert(k.Cert)
-		if k.Node != "" && c.CA != "" {
-			kubeletCA = c.CA
+	kubeletCA := "ca"
+	for _, k := range m.Kubeconfigs {
+		c, _ := m.Cert(k.Spec.Cert)
+		if k.Spec.Node != "" && c.Spec.CA != "" {
+			kubeletCA = c.Spec.CA
 		}
-		haveKubeletConf = haveKubeletConf || k.File == KubeletConf
-		e := kubeconfigExpiry(k.File, st.KubeconfigPath(k.File))
-		e.CA, e.ExternallyManaged = c.CA, external[c.CA]
+		if k.Elsewhere {
+			continue // another node's, on that node
+		}
+		e := kubeconfigExpiry(k)
+		e.CA, e.ExternallyManaged = c.Spec.CA, c.CA.External()
 		r.Certificates = append(r.Certificates, e)
 	}
-	if path := st.KubeconfigPath(KubeletConf); !haveKubeletConf && store.Exists(path) {
-		e := kubeconfigExpiry(KubeletConf, path)
-		e.CA, e.ExternallyManaged = kubeletCA, external[kubeletCA]
+	if k := m.KubeletConf; k != nil {
+		e := kubeconfigExpiry(k)
+		e.CA, e.ExternallyManaged = kubeletCA, m.CAs[kubeletCA] != nil && m.CAs[kubeletCA].External()
 		r.Certificates = append(r.Certificates, e)
 	}
 	byName := func(a, b Expiry) int { return strings.Compare(a.Name, b.Name) }
 	slices.SortStableFunc(r.Certificates, byName)
 	slices.SortStableFunc(r.CertificateAuthorities, byName)
 	return r.Within(DefaultWarnWithin)
+}
+
+// caExpiries are the rows of a CA: one per certificate of its file, which
+// is a trust bundle during a rotation ("ca", then "ca#2", … each with its
+// subject).
+func caExpiries(ca *resolve.CA) []Expiry {
+	if len(ca.Certs) == 0 {
+		e := certExpiry(ca.Spec.Name, ca.Path)
+		return []Expiry{e}
+	}
+	var out []Expiry
+	for i, c := range ca.Certs {
+		e := Expiry{Name: ca.Spec.Name, Path: ca.Path, NotAfter: c.NotAfter.UTC(), ExternallyManaged: ca.External()}
+		if len(ca.Certs) > 1 {
+			e.Subject = c.Subject.CommonName
+			if i > 0 {
+				e.Name = fmt.Sprintf("%s#%d", ca.Spec.Name, i+1)
+			}
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 // Within returns a copy of the report with Expired, ExpiringSoon, the
@@ -311,14 +331,6 @@ func classify(notAfter, now time.Time, d time.Duration) (expired, soon bool) {
 // Severity is the worst row of the report.
 func (r Report) Severity() Severity { return r.Summary.Severity() }
 
-// keyAbsent reports whether a CA's key file does not exist, as kubeadm
-// tells external-CA mode: any other outcome of stat (even an error) counts
-// as present.
-func keyAbsent(path string) bool {
-	_, err := os.Stat(path)
-	return errors.Is(err, fs.ErrNotExist)
-}
-
 // readReported reads a file check-expiration reports on, which it
 // changes nothing of: through symbolic links (kubelet-client-current.pem
 // is one), but only a regular file, never blocking on a FIFO.
@@ -347,52 +359,30 @@ func certExpiry(name, path string) Expiry {
 	return e
 }
 
-// kubeconfigExpiry reads the client certificate of a kubeconfig's current
-// context: client-certificate-data, or the client-certificate file it names
+// kubeconfigExpiry reads the client certificate of a kubeconfig where it
+// lives: client-certificate-data, or the client-certificate file it names
 // (a kubeadm node's kubelet.conf points at kubelet-client-current.pem once
-// the kubelet rotates its certificate).
-func kubeconfigExpiry(name, path string) Expiry {
-	e := Expiry{Name: name, Path: path, Kubeconfig: true}
-	cert, err := kubeconfigClientCert(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist) && !store.Exists(path):
+// the kubelet rotates its certificate). The row is named by the file.
+func kubeconfigExpiry(k *resolve.Kubeconfig) Expiry {
+	e := Expiry{Name: k.Spec.File, Path: k.Path, Kubeconfig: true}
+	if k.Installed {
+		e.Name = filepath.Base(k.Path)
+	}
+	if k.Missing() {
 		e.Missing = true
-	case err != nil:
+		return e
+	}
+	if k.Err != nil {
+		e.Error = k.Err.Error()
+		return e
+	}
+	cert, _, err := k.Location.Read()
+	if err != nil {
 		e.Error = err.Error()
-	default:
-		e.NotAfter = cert.NotAfter.UTC()
+		return e
 	}
+	e.NotAfter = cert.NotAfter.UTC()
 	return e
-}
-
-func kubeconfigClientCert(path string) (*x509.Certificate, error) {
-	cfg, err := kubeconfig.Load(path)
-	if err != nil {
-		return nil, err // names the file
-	}
-	_, user, err := kubeconfig.Current(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
-	}
-	data, from := user.ClientCertificateData, "client-certificate-data"
-	if len(data) == 0 && user.ClientCertificate != "" {
-		// A relative path is relative to the kubeconfig, as for kubectl.
-		from = user.ClientCertificate
-		if !filepath.IsAbs(from) {
-			from = filepath.Join(filepath.Dir(path), from)
-		}
-		if data, err = readReported(from); err != nil {
-			return nil, fmt.Errorf("kubeconfig %s: client-certificate: %w", path, err)
-		}
-	}
-	if len(data) == 0 {
-		return nil, fmt.Errorf("kubeconfig %s: %w", path, kubeconfig.ErrNoClientCert)
-	}
-	cert, err := pki.ParseCert(data)
-	if err != nil {
-		return nil, fmt.Errorf("kubeconfig %s: %s: %w", path, from, err)
-	}
-	return cert, nil
 }
 
 // newTable returns the tabwriter kubeadm's check-expiration printer uses:

@@ -9,20 +9,23 @@ import (
 	"time"
 
 	"kubepki.dev/kubepki/internal/catalog"
-	"kubepki.dev/kubepki/internal/kubeconfig"
 	"kubepki.dev/kubepki/internal/pki"
+	"kubepki.dev/kubepki/internal/resolve"
 	"kubepki.dev/kubepki/internal/store"
 )
 
 // csrStem is where a certificate's key and CSR go in a CSR directory: its
-// PKI path, or its kubeconfig's file name for an embedded one (admin.conf →
-// admin.conf.key, admin.conf.csr, as kubeadm names them).
-func csrStem(plan *catalog.Plan, c catalog.CertSpec) string {
-	if c.Embedded {
-		k, _ := plan.KubeconfigOf(c.Name)
-		return k.File
+// PKI path, or its kubeconfig's file name for one that lives in a
+// kubeconfig (admin.conf → admin.conf.key, admin.conf.csr, as kubeadm
+// names them; kubelet.conf on a real node).
+func csrStem(c *resolve.Cert) string {
+	if k := c.Kubeconfig; k != nil {
+		if k.Installed {
+			return filepath.Base(k.Path)
+		}
+		return k.Spec.File
 	}
-	return c.Path
+	return c.Spec.Path
 }
 
 // CSRFile is one generated request.
@@ -36,15 +39,15 @@ type CSRFile struct {
 // every one), a new private key (0600) and a CSR carrying the subject, SANs
 // and usages the plan asks for, into dir, for an external CA to sign. It
 // never overwrites a file.
-func GenerateCSRs(plan *catalog.Plan, names []string, dir string) ([]CSRFile, error) {
-	specs, err := selectCerts(plan, names)
+func GenerateCSRs(plan *catalog.Plan, st store.Store, names []string, dir string) ([]CSRFile, error) {
+	certs, err := resolve.Resolve(plan, st).Select(names)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]CSRFile, 0, len(specs))
+	out := make([]CSRFile, 0, len(certs))
 	csrDir := store.Store{Dir: dir}
-	for _, c := range specs {
-		stem := csrStem(plan, c)
+	for _, rc := range certs {
+		c, stem := rc.Spec, csrStem(rc)
 		csrPath := filepath.Join(dir, stem+".csr")
 		if store.Exists(csrPath) || store.Exists(csrDir.KeyPath(stem)) {
 			return out, fmt.Errorf("%s: %s.key or .csr already exists; not overwriting it", c.Name, filepath.Join(dir, stem))
@@ -89,14 +92,15 @@ type InstallReport struct {
 // one store.Transaction (backed up first, crash-safe).
 func Install(plan *catalog.Plan, st store.Store, csrDir, signedDir string, now time.Time) (*InstallReport, error) {
 	type pending struct {
-		spec catalog.CertSpec
+		c    *resolve.Cert
 		cert *x509.Certificate
 		key  []byte
 	}
 	var todo []pending
 	keys := store.Store{Dir: csrDir}
-	for _, c := range plan.Leaves() {
-		stem := csrStem(plan, c)
+	m := resolve.Resolve(plan, st)
+	for _, rc := range m.Leaves() {
+		c, stem := rc.Spec, csrStem(rc)
 		keyPEM, err := store.ReadKeyFile(keys.KeyPath(stem), st.Keys)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -111,10 +115,10 @@ func Install(plan *catalog.Plan, st store.Store, csrDir, signedDir string, now t
 		if err != nil {
 			return nil, err
 		}
-		if err := checkSigned(plan, st, c, cert, keyPEM, now); err != nil {
+		if err := checkSigned(rc, cert, keyPEM, now); err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", c.Name, filepath.Join(signedDir, stem+".crt"), err)
 		}
-		todo = append(todo, pending{c, cert, keyPEM})
+		todo = append(todo, pending{rc, cert, keyPEM})
 	}
 	if len(todo) == 0 {
 		return nil, fmt.Errorf("no keys of the plan's certificates in %s (run kubepki certs generate-csr first)", csrDir)
@@ -122,35 +126,14 @@ func Install(plan *catalog.Plan, st store.Store, csrDir, signedDir string, now t
 	rep := &InstallReport{}
 	tx := st.NewTransaction()
 	defer tx.Abort()
+	w := resolve.NewWriter(tx, now)
 	for _, p := range todo {
 		key, _ := pki.ParseKey(p.key)
-		caSpec, _ := plan.Cert(p.spec.CA)
-		caCert, err := st.ReadCert(caSpec.Path)
+		staged, err := w.Write(p.c, p.cert, key, resolve.WriteOptions{})
 		if err != nil {
 			return nil, err
 		}
-		staged, err := stage(tx, plan, st, p.spec, pki.EncodeCert(caCert), p.cert, key, false)
-		if err != nil {
-			return nil, err
-		}
-		if p.spec.Embedded && len(staged) == 0 {
-			// A kubeconfig that does not exist yet: create it.
-			k, _ := plan.KubeconfigOf(p.spec.Name)
-			path := st.KubeconfigPath(k.File)
-			cfg := kubeconfig.New(kubeconfig.Params{
-				Cluster: k.Cluster, User: k.User, Context: k.Context(), Server: k.Server,
-				CA: pki.EncodeCert(caCert), Cert: pki.EncodeCert(p.cert), Key: p.key,
-			})
-			data, err := kubeconfig.Encode(path, cfg)
-			if err != nil {
-				return nil, err
-			}
-			if err := tx.Stage(path, data, store.KeyMode); err != nil {
-				return nil, err
-			}
-			staged = append(staged, path)
-		}
-		rep.Installed = append(rep.Installed, Installed{Name: p.spec.Name, NotAfter: p.cert.NotAfter, Files: staged})
+		rep.Installed = append(rep.Installed, Installed{Name: p.c.Spec.Name, NotAfter: p.cert.NotAfter, Files: staged})
 	}
 	var err error
 	if rep.Backup, err = tx.Commit(now); err != nil {
@@ -159,8 +142,9 @@ func Install(plan *catalog.Plan, st store.Store, csrDir, signedDir string, now t
 	return rep, nil
 }
 
-// checkSigned is what Install demands of a certificate from outside.
-func checkSigned(plan *catalog.Plan, st store.Store, c catalog.CertSpec, cert *x509.Certificate, keyPEM []byte, now time.Time) error {
+// checkSigned is what Install demands of a certificate from outside: its
+// key, a CA of the cluster's bundle, validity now, and the plan's identity.
+func checkSigned(c *resolve.Cert, cert *x509.Certificate, keyPEM []byte, now time.Time) error {
 	key, err := pki.ParseKey(keyPEM)
 	if err != nil {
 		return err
@@ -168,18 +152,16 @@ func checkSigned(plan *catalog.Plan, st store.Store, c catalog.CertSpec, cert *x
 	if !pki.KeyMatches(cert.PublicKey, key) {
 		return errors.New("certificate is not for the key generated with its CSR")
 	}
-	caSpec, _ := plan.Cert(c.CA)
-	ca, err := st.ReadCert(caSpec.Path)
-	if err != nil {
-		return fmt.Errorf("read CA %s: %w", c.CA, err)
+	if c.CA == nil || len(c.CA.Certs) == 0 {
+		return fmt.Errorf("read CA %s: %w", c.Spec.CA, c.CA.Err)
 	}
-	if err := cert.CheckSignatureFrom(ca); err != nil {
-		return fmt.Errorf("not signed by the cluster's CA %s: %w", st.CertPath(caSpec.Path), err)
+	if _, ok := c.CA.SignerOf(cert); !ok {
+		return fmt.Errorf("not signed by the cluster's CA %s", c.CA.Path)
 	}
 	if now.After(cert.NotAfter) || now.Before(cert.NotBefore) {
 		return fmt.Errorf("not valid now (valid %s to %s)", cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339))
 	}
-	if diff := pki.Diff(cert, c.Profile); len(diff) > 0 {
+	if diff := pki.Diff(cert, c.Spec.Profile); len(diff) > 0 {
 		return fmt.Errorf("not what the plan asks: %s", diff[0])
 	}
 	return nil

@@ -86,7 +86,7 @@ func TestCSRRoundTripOpenSSL(t *testing.T) {
 			rnApply(t, plan, st, now)
 
 			csrDir := filepath.Join(t.TempDir(), "csr")
-			files, err := lifecycle.GenerateCSRs(plan, nil, csrDir)
+			files, err := lifecycle.GenerateCSRs(plan, st, nil, csrDir)
 			if err != nil {
 				t.Fatalf("GenerateCSRs: %v", err)
 			}
@@ -104,22 +104,22 @@ func TestCSRRoundTripOpenSSL(t *testing.T) {
 			// Never overwrites: all again, one again, and one whose key
 			// alone is there.
 			csrBefore := rnTree(t, csrDir)
-			if _, err := lifecycle.GenerateCSRs(plan, nil, csrDir); err == nil || !strings.Contains(err.Error(), "already exists") {
+			if _, err := lifecycle.GenerateCSRs(plan, st, nil, csrDir); err == nil || !strings.Contains(err.Error(), "already exists") {
 				t.Errorf("GenerateCSRs into a full directory: %v, want a refusal", err)
 			}
-			if _, err := lifecycle.GenerateCSRs(plan, []string{files[len(files)-1].Name}, csrDir); err == nil || !strings.Contains(err.Error(), "not overwriting") {
+			if _, err := lifecycle.GenerateCSRs(plan, st, []string{files[len(files)-1].Name}, csrDir); err == nil || !strings.Contains(err.Error(), "not overwriting") {
 				t.Errorf("GenerateCSRs of an existing CSR: %v, want a refusal", err)
 			}
 			rnSameTree(t, "GenerateCSRs over existing files", rnTree(t, csrDir), csrBefore)
 			keyOnly := t.TempDir()
 			rnMust(t, os.WriteFile(filepath.Join(keyOnly, filepath.Base(files[0].Key)), []byte("precious"), 0o600))
-			if _, err := lifecycle.GenerateCSRs(plan, []string{files[0].Name}, keyOnly); err == nil {
+			if _, err := lifecycle.GenerateCSRs(plan, st, []string{files[0].Name}, keyOnly); err == nil {
 				t.Errorf("GenerateCSRs over an existing key succeeded")
 			}
 			if data, _ := os.ReadFile(filepath.Join(keyOnly, filepath.Base(files[0].Key))); string(data) != "precious" {
 				t.Errorf("GenerateCSRs overwrote an existing key")
 			}
-			if _, err := lifecycle.GenerateCSRs(plan, []string{"ca"}, t.TempDir()); err == nil || !strings.Contains(err.Error(), "is a CA") {
+			if _, err := lifecycle.GenerateCSRs(plan, st, []string{"ca"}, t.TempDir()); err == nil || !strings.Contains(err.Error(), "is a CA") {
 				t.Errorf("GenerateCSRs for the CA: %v, want a refusal", err)
 			}
 
@@ -338,7 +338,7 @@ func TestInstallCreatesMissingKubeconfig(t *testing.T) {
 	rnMust(t, os.Remove(st.KubeconfigPath("kubelet-node-1.conf")))
 
 	csrDir, signed := filepath.Join(t.TempDir(), "csr"), filepath.Join(t.TempDir(), "signed")
-	files, err := lifecycle.GenerateCSRs(plan, []string{"kubelet-node-1.conf"}, csrDir)
+	files, err := lifecycle.GenerateCSRs(plan, st, []string{"kubelet-node-1.conf"}, csrDir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,17 +6,15 @@ package lifecycle
 import (
 	"crypto"
 	"crypto/x509"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"slices"
 	"strings"
 	"time"
 
 	"kubepki.dev/kubepki/internal/catalog"
-	"kubepki.dev/kubepki/internal/kubeconfig"
 	"kubepki.dev/kubepki/internal/pki"
+	"kubepki.dev/kubepki/internal/resolve"
 	"kubepki.dev/kubepki/internal/store"
 )
 
@@ -33,7 +31,10 @@ type RenewOptions struct {
 	// FromSpec reissues from the plan (fixing drift: new SANs, groups)
 	// instead of copying the existing certificate's subject, SANs and usages.
 	FromSpec bool
-	Now      time.Time
+	// NewKey gives the kubelet's rotated pair (kubelet-client-current.pem)
+	// a new key; by default renewal keeps the node's key there.
+	NewKey bool
+	Now    time.Time
 }
 
 // Renewed is one reissued certificate.
@@ -58,17 +59,23 @@ type RenewReport struct {
 
 // target is a certificate about to be renewed.
 type target struct {
-	spec    catalog.CertSpec
+	c       *resolve.Cert
 	cert    *x509.Certificate
 	key     crypto.Signer
 	profile pki.Profile
 	alg     pki.KeyAlgorithm
+	// keepKey: reissue for the key it has.
+	keepKey bool
 }
 
 // Renew reissues certificates with their local CA, by the plan's rules:
 // a leaf is never a CA, and its identity, SANs and usages stay within what
-// the plan gives it (see copyProfile). A certificate that its CA never
-// signed is refused, not renewed.
+// the plan gives it (see copyProfile). A certificate that no CA of its
+// CA's bundle signed is refused, not renewed. Each certificate is read and
+// written where it lives (resolve.Location): a kubeconfig keeps its style,
+// and the kubelet's rotated kubelet-client-current.pem gets a new file and
+// its link swung, with the node's key kept (RenewOptions.NewKey) — even
+// when it has already expired, which the kubelet cannot recover from alone.
 //
 // Nothing is written unless every certificate could be issued, except that
 // certificates of an external CA are skipped and listed. The new files are
@@ -78,28 +85,25 @@ type target struct {
 // finishes (store.Store.Recover): never a certificate beside another
 // certificate's key, never a kubeconfig with a stale certificate.
 func Renew(plan *catalog.Plan, st store.Store, opts RenewOptions) (*RenewReport, error) {
-	specs, err := selectCerts(plan, opts.Names)
+	m := resolve.Resolve(plan, st)
+	certs, err := m.Select(opts.Names)
 	if err != nil {
 		return nil, err
 	}
 	rep := &RenewReport{}
-	cas := map[string]*pki.CA{}
-	bundles := map[string][]*x509.Certificate{}
 	var targets []target
-	for _, c := range specs {
-		ca, err := readCA(plan, st, c.CA, cas)
-		if err != nil {
-			return nil, err
+	for _, c := range certs {
+		if c.CA == nil {
+			return nil, fmt.Errorf("CA %q not in plan", c.Spec.CA)
 		}
-		if ca.Key == nil {
-			rep.External = append(rep.External, c.Name)
+		if c.CA.Err != nil {
+			return nil, fmt.Errorf("read CA %s: %w", c.Spec.CA, c.CA.Err)
+		}
+		if c.CA.External() {
+			rep.External = append(rep.External, c.Spec.Name)
 			continue
 		}
-		bundle, err := readCABundle(plan, st, c.CA, bundles)
-		if err != nil {
-			return nil, err
-		}
-		t, err := loadTarget(plan, st, c, bundle, opts)
+		t, err := loadTarget(plan, c, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -114,25 +118,25 @@ func Renew(plan *catalog.Plan, st store.Store, opts RenewOptions) (*RenewReport,
 	}
 	outs := make([]output, len(targets))
 	for i, t := range targets {
-		reuse := opts.ReuseKey || signsTokens(plan, t.spec)
-		key, newKey := t.key, !reuse || t.key == nil
+		key, newKey := t.key, !t.keepKey || t.key == nil
 		if newKey {
 			if key, err = pki.GenerateKey(t.alg); err != nil {
-				return nil, fmt.Errorf("renew %s: %w", t.spec.Name, err)
+				return nil, fmt.Errorf("renew %s: %w", t.c.Spec.Name, err)
 			}
 		}
-		cert, err := cas[t.spec.CA].Issue(key.Public(), t.profile, opts.Now)
+		cert, err := t.c.CA.Signer.Issue(key.Public(), t.profile, opts.Now)
 		if err != nil {
-			return nil, fmt.Errorf("renew %s: %w", t.spec.Name, err)
+			return nil, fmt.Errorf("renew %s: %w", t.c.Spec.Name, err)
 		}
 		outs[i] = output{cert, key, newKey}
 	}
 
 	tx := st.NewTransaction()
 	defer tx.Abort()
+	w := resolve.NewWriter(tx, opts.Now)
 	for i, t := range targets {
-		r := Renewed{Name: t.spec.Name, NotAfter: outs[i].cert.NotAfter, NewKey: outs[i].newKey}
-		r.Files, err = stage(tx, plan, st, t.spec, pki.EncodeCert(cas[t.spec.CA].Cert), outs[i].cert, outs[i].key, opts.FromSpec)
+		r := Renewed{Name: t.c.Spec.Name, NotAfter: outs[i].cert.NotAfter, NewKey: outs[i].newKey}
+		r.Files, err = w.Write(t.c, outs[i].cert, outs[i].key, resolve.WriteOptions{Server: opts.FromSpec})
 		if err != nil {
 			return nil, err
 		}
@@ -154,91 +158,37 @@ func signsTokens(plan *catalog.Plan, c catalog.CertSpec) bool {
 	return plan.Profile == catalog.Hardway && c.Name == "service-accounts"
 }
 
-// selectCerts resolves names to the plan's non-CA certificates; a
-// kubeconfig name stands for the certificate it embeds.
-func selectCerts(plan *catalog.Plan, names []string) ([]catalog.CertSpec, error) {
-	if len(names) == 0 || slices.Contains(names, "all") {
-		return plan.Leaves(), nil
-	}
-	var out []catalog.CertSpec
-	for _, n := range names {
-		c, ok := plan.Cert(n)
-		if !ok {
-			k, isKubeconfig := plan.Kubeconfig(n)
-			if !isKubeconfig {
-				return nil, fmt.Errorf("no certificate or kubeconfig %q in the %s plan", n, plan.Profile)
-			}
-			c, _ = plan.Cert(k.Cert)
-		}
-		if c.Profile.IsCA {
-			return nil, fmt.Errorf("%s is a CA: renewing a CA re-signs the whole cluster; that is CA rotation, not renewal", n)
-		}
-		if !slices.ContainsFunc(out, func(x catalog.CertSpec) bool { return x.Name == c.Name }) {
-			out = append(out, c)
-		}
-	}
-	return out, nil
-}
-
-func readCA(plan *catalog.Plan, st store.Store, name string, cache map[string]*pki.CA) (*pki.CA, error) {
-	if ca, ok := cache[name]; ok {
-		return ca, nil
-	}
-	spec, ok := plan.Cert(name)
-	if !ok {
-		return nil, fmt.Errorf("CA %q not in plan", name)
-	}
-	ca, err := st.ReadCA(spec.Path)
-	if err != nil {
-		return nil, fmt.Errorf("read CA %s: %w", name, err)
-	}
-	cache[name] = ca
-	return ca, nil
-}
-
-// readCABundle reads every certificate of a CA's file: a leaf signed by any
-// of them (the old CA during a rotation) is the cluster's.
-func readCABundle(plan *catalog.Plan, st store.Store, name string, cache map[string][]*x509.Certificate) ([]*x509.Certificate, error) {
-	if b, ok := cache[name]; ok {
-		return b, nil
-	}
-	spec, _ := plan.Cert(name)
-	b, err := st.ReadCerts(spec.Path)
-	if err != nil {
-		return nil, fmt.Errorf("read CA %s: %w", name, err)
-	}
-	cache[name] = b
-	return b, nil
-}
-
 // loadTarget reads the certificate to renew and works out what the new
 // one says. A certificate that none of its CA's certificates signed is
 // refused: copying it would turn whatever was planted in the directory
 // into a certificate the cluster trusts.
-func loadTarget(plan *catalog.Plan, st store.Store, c catalog.CertSpec, caBundle []*x509.Certificate, opts RenewOptions) (target, error) {
-	cert, key, err := ReadPair(plan, st, c)
+func loadTarget(plan *catalog.Plan, c *resolve.Cert, opts RenewOptions) (target, error) {
+	spec := c.Spec
+	cert, key, err := c.Location.Read()
 	if err != nil {
-		return target{}, fmt.Errorf("renew %s: %w (run kubepki init to create it)", c.Name, err)
+		return target{}, fmt.Errorf("renew %s: %w (run kubepki init to create it)", spec.Name, err)
 	}
-	file := pathOf(plan, st, c)
-	caSpec, _ := plan.Cert(c.CA)
-	signed := slices.ContainsFunc(caBundle, func(ca *x509.Certificate) bool { return cert.CheckSignatureFrom(ca) == nil })
-	notSigned := fmt.Sprintf("%s is not signed by CA %s (%s)", file, c.CA, st.CertPath(caSpec.Path))
-	keepsKey := opts.ReuseKey || signsTokens(plan, c)
+	file := c.Location.Path()
+	_, signed := c.CA.SignerOf(cert)
+	notSigned := fmt.Sprintf("%s is not signed by CA %s (%s)", file, spec.CA, c.CA.Path)
+	// The kubelet's rotated pair keeps the node's key: it is the one the
+	// kubelet holds, and renewing it is recovering the node's identity.
+	rotated := c.Location.Kind() == resolve.KubeletRotated && !opts.NewKey
+	keepsKey := opts.ReuseKey || signsTokens(plan, spec) || rotated
 	switch {
 	case !signed && !opts.FromSpec:
-		return target{}, fmt.Errorf("renew %s: %s: renewal copies only certificates the CA signed; reissue it from the plan with --from-spec", c.Name, notSigned)
+		return target{}, fmt.Errorf("renew %s: %s: renewal copies only certificates the CA signed; reissue it from the plan with --from-spec", spec.Name, notSigned)
 	case !signed && opts.ReuseKey:
-		return target{}, fmt.Errorf("renew %s --reuse-key: %s, so its key is not one the cluster gave out; renew it without --reuse-key", c.Name, notSigned)
+		return target{}, fmt.Errorf("renew %s --reuse-key: %s, so its key is not one the cluster gave out; renew it without --reuse-key", spec.Name, notSigned)
 	case !signed && keepsKey:
-		return target{}, fmt.Errorf("renew %s: %s, and renewal keeps its key (the service-account signing key); restore %s from a backup", c.Name, notSigned, file)
+		return target{}, fmt.Errorf("renew %s: %s, and renewal keeps its key; restore %s from a backup", spec.Name, notSigned, file)
 	}
-	t := target{spec: c, cert: cert, key: key, alg: c.KeyAlgorithm}
+	t := target{c: c, cert: cert, key: key, alg: spec.KeyAlgorithm, keepKey: keepsKey}
 	if opts.FromSpec {
-		t.profile = c.Profile
+		t.profile = spec.Profile
 	} else {
-		if t.profile, err = copyProfile(file, c, cert); err != nil {
-			return target{}, fmt.Errorf("renew %s: %w", c.Name, err)
+		if t.profile, err = copyProfile(file, spec, cert); err != nil {
+			return target{}, fmt.Errorf("renew %s: %w", spec.Name, err)
 		}
 		// A new key of the same kind as the old one, unless asked otherwise.
 		if alg, err := pki.ParseKeyAlgorithm(string(pki.AlgorithmOf(cert.PublicKey))); err == nil {
@@ -249,7 +199,7 @@ func loadTarget(plan *catalog.Plan, st store.Store, c catalog.CertSpec, caBundle
 		t.profile.Validity = opts.Validity
 	}
 	if opts.ReuseKey && key == nil {
-		return target{}, fmt.Errorf("renew %s --reuse-key: its private key is missing", c.Name)
+		return target{}, fmt.Errorf("renew %s --reuse-key: its private key is missing", spec.Name)
 	}
 	return t, nil
 }
@@ -326,16 +276,6 @@ func normalSANs(dns []string, ips []net.IP) []string {
 	return pki.SANs(lower, ips)
 }
 
-// pathOf is the file that holds a certificate: its .crt, or the kubeconfig
-// it is embedded in.
-func pathOf(plan *catalog.Plan, st store.Store, c catalog.CertSpec) string {
-	if c.Embedded {
-		k, _ := plan.KubeconfigOf(c.Name)
-		return st.KubeconfigPath(k.File)
-	}
-	return st.CertPath(c.Path)
-}
-
 // ProfileOf is what an existing certificate says: renewal keeps it.
 func ProfileOf(cert *x509.Certificate) pki.Profile {
 	return pki.Profile{
@@ -348,89 +288,12 @@ func ProfileOf(cert *x509.Certificate) pki.Profile {
 	}
 }
 
-// ReadPair reads a certificate of the plan and its key, from the PKI
-// directory or from the kubeconfig it is embedded in.
+// ReadPair reads a certificate of the plan and its key where it lives
+// (resolve.Location): its files, or the kubeconfig it is in.
 func ReadPair(plan *catalog.Plan, st store.Store, c catalog.CertSpec) (*x509.Certificate, crypto.Signer, error) {
-	if c.Embedded {
-		k, _ := plan.KubeconfigOf(c.Name)
-		cfg, err := kubeconfig.Load(st.KubeconfigPath(k.File))
-		if err != nil {
-			return nil, nil, err
-		}
-		cert, key, err := kubeconfig.ClientPair(cfg)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", st.KubeconfigPath(k.File), err)
-		}
-		return cert, key, nil
+	rc, ok := resolve.Resolve(plan, st).Cert(c.Name)
+	if !ok {
+		return nil, nil, fmt.Errorf("no certificate %q in the plan", c.Name)
 	}
-	cert, err := st.ReadCert(c.Path)
-	if err != nil {
-		return nil, nil, err
-	}
-	key, err := st.ReadKey(c.Path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return cert, nil, nil
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	return cert, key, nil
-}
-
-// kubeconfigsOf are the kubeconfigs that embed a certificate.
-func kubeconfigsOf(plan *catalog.Plan, name string) []catalog.KubeconfigSpec {
-	var out []catalog.KubeconfigSpec
-	for _, k := range plan.Kubeconfigs {
-		if k.Cert == name {
-			out = append(out, k)
-		}
-	}
-	return out
-}
-
-// stage adds a new certificate and key to tx: the PKI files, and the
-// client credentials of every kubeconfig that embeds it (CA data
-// refreshed, the rest of the file kept; with fromSpec the server URL is
-// the plan's too). It returns the files the commit will replace.
-func stage(tx *store.Transaction, plan *catalog.Plan, st store.Store, c catalog.CertSpec, caPEM []byte, cert *x509.Certificate, key crypto.Signer, fromSpec bool) ([]string, error) {
-	keyPEM, err := pki.EncodeKey(key)
-	if err != nil {
-		return nil, err
-	}
-	var files []string
-	if !c.Embedded {
-		if err := tx.Stage(st.KeyPath(c.Path), keyPEM, store.KeyMode); err != nil {
-			return nil, err
-		}
-		if err := tx.Stage(st.CertPath(c.Path), pki.EncodeCert(cert), store.CertMode); err != nil {
-			return nil, err
-		}
-		files = append(files, st.CertPath(c.Path), st.KeyPath(c.Path))
-	}
-	for _, k := range kubeconfigsOf(plan, c.Name) {
-		path := st.KubeconfigPath(k.File)
-		cfg, err := kubeconfig.Load(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // created by init (or by Install, for an embedded one)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if err := kubeconfig.SetClientPair(cfg, caPEM, pki.EncodeCert(cert), keyPEM); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		if fromSpec {
-			cl, _, _ := kubeconfig.Current(cfg)
-			cl.Server = k.Server
-		}
-		data, err := kubeconfig.Encode(path, cfg)
-		if err != nil {
-			return nil, err
-		}
-		if err := tx.Stage(path, data, store.KeyMode); err != nil {
-			return nil, err
-		}
-		files = append(files, path)
-	}
-	return files, nil
+	return rc.Location.Read()
 }

@@ -12,6 +12,7 @@ import (
 	"kubepki.dev/kubepki/internal/catalog"
 	"kubepki.dev/kubepki/internal/kubeconfig"
 	"kubepki.dev/kubepki/internal/pki"
+	"kubepki.dev/kubepki/internal/resolve"
 	"kubepki.dev/kubepki/internal/store"
 )
 
@@ -42,35 +43,51 @@ type Options struct {
 	Progress func(done, total int)
 	// Workers bounds parallel key generation; default the number of CPUs.
 	Workers int
+	// OnTighten, if set, hears of each mode Apply tightened.
+	OnTighten func(Tightened)
 }
 
-// Apply creates every missing CA, certificate, key pair and kubeconfig of
-// the plan, reuses existing CAs (and existing keys whose certificate is
-// missing), and leaves everything else as it is. Keys are generated in
-// parallel. Results are in Examine's order.
+// Apply does what Steps says init does, and nothing else: it tightens
+// what chmod fixes (Options.OnTighten hears of each), then creates every
+// item whose step is create — CAs first, reused keys whose certificate is
+// missing, kubeconfigs — and keeps or leaves the rest as their steps say.
+// Keys are generated in parallel. Results are in Examine's order.
 //
 // A key (or certificate) st's KeyPolicy refuses — a symbolic link, another
-// owner's, a mode open to others — stops Apply before it writes anything;
-// run Tighten first to fix the modes.
+// owner's — stops Apply before it writes anything.
 func Apply(ctx context.Context, plan *catalog.Plan, st store.Store, now time.Time, opts Options) ([]Result, error) {
+	tightened, err := Tighten(Permissions(plan, st))
+	for _, t := range tightened {
+		if opts.OnTighten != nil {
+			opts.OnTighten(t)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
 	if err := refuseUnsafe(plan, st); err != nil {
 		return nil, err
 	}
-	statuses := Examine(plan, st, now)
-	results := make([]Result, len(statuses))
-	for i, s := range statuses {
-		results[i] = Result{Status: s, Action: Kept}
-		if s.State != Valid && s.State != External {
-			results[i].Action = Untouched
+	steps := Steps(plan, st, now, 0)
+	results := make([]Result, 0, len(steps))
+	for _, s := range steps {
+		if s.Kind == KindPermissions {
+			continue // tightened above, or a person's to fix
 		}
+		r := Result{Status: s.Status, Action: Kept}
+		if s.Action != ActKeep && s.Action != ActElsewhere && !(s.Action == ActExternal && s.IsCA) {
+			r.Action = Untouched
+		}
+		results = append(results, r)
 	}
-	items := planItems(plan)
+	m := resolve.Resolve(plan, st)
+	items := planItems(m)
 
 	// Generate every key that does not exist yet, in parallel: RSA-4096
 	// takes around a second per key, and a cluster needs a dozen.
-	algs := make([]pki.KeyAlgorithm, len(statuses))
-	for i, s := range statuses {
-		if s.State == Missing && !s.KeyPresent {
+	algs := make([]pki.KeyAlgorithm, len(results))
+	for i, r := range results {
+		if steps[i].Action == ActCreate && !r.KeyPresent {
 			algs[i] = items[i].alg
 		}
 	}
@@ -80,43 +97,43 @@ func Apply(ctx context.Context, plan *catalog.Plan, st store.Store, now time.Tim
 	}
 
 	cas := map[string]*pki.CA{}
+	for name, ca := range m.CAs {
+		if ca.Signer != nil {
+			cas[name] = ca.Signer
+		}
+	}
 	fail := func(r *Result, err error) {
 		r.Action, r.State, r.Findings = Failed, Invalid, []string{err.Error()}
 	}
 	for i, it := range items {
 		r := &results[i]
+		if steps[i].Action == ActExternal && !steps[i].IsCA {
+			// The step is the external CA's: init says it cannot issue.
+			if c, ok := externalItem(m, it); ok {
+				fail(r, externalError(c))
+			}
+			continue
+		}
+		if steps[i].Action != ActCreate {
+			continue
+		}
 		switch {
 		case it.cert != nil:
-			c := *it.cert
-			if r.State != Missing {
-				if c.Profile.IsCA {
-					if ca, err := st.ReadCA(c.Path); err == nil {
-						cas[c.Name] = ca
-					}
-				}
-				continue
-			}
-			ca, err := createCert(plan, c, st, keys[i], cas, now)
+			ca, err := createCert(it.cert, st, keys[i], cas, now)
 			if err != nil {
 				fail(r, err)
 				continue
 			}
-			if c.Profile.IsCA {
-				cas[c.Name] = ca
+			if it.cert.Spec.Profile.IsCA {
+				cas[it.cert.Spec.Name] = ca
 			}
 		case it.keyPair != nil:
-			if r.State != Missing {
-				continue
-			}
 			if err := createKeyPair(*it.keyPair, st, keys[i]); err != nil {
 				fail(r, err)
 				continue
 			}
 		case it.kubeconfig != nil:
-			if r.State != Missing {
-				continue
-			}
-			if err := createKubeconfig(plan, *it.kubeconfig, st, keys[i], cas, now); err != nil {
+			if err := createKubeconfig(m, it.kubeconfig, st, keys[i], cas, now); err != nil {
 				fail(r, err)
 				continue
 			}
@@ -141,29 +158,28 @@ func refreshKept(plan *catalog.Plan, st store.Store, now time.Time, results []Re
 
 // item is one entry of Examine's list, with what Apply needs to create it.
 type item struct {
-	cert       *catalog.CertSpec
+	cert       *resolve.Cert
 	keyPair    *catalog.KeySpec
-	kubeconfig *catalog.KubeconfigSpec
+	kubeconfig *resolve.Kubeconfig
 	alg        pki.KeyAlgorithm
 }
 
-// planItems lists the plan in Examine's order.
-func planItems(plan *catalog.Plan) []item {
+// planItems lists the resolved plan in Examine's order.
+func planItems(m *resolve.Model) []item {
 	var out []item
-	for i := range plan.Certs {
-		if c := &plan.Certs[i]; !c.Embedded {
-			out = append(out, item{cert: c, alg: c.KeyAlgorithm})
+	for _, c := range m.Certs {
+		if c.Kubeconfig == nil {
+			out = append(out, item{cert: c, alg: c.Spec.KeyAlgorithm})
 		}
 	}
-	for i := range plan.Keys {
-		out = append(out, item{keyPair: &plan.Keys[i], alg: plan.Keys[i].KeyAlgorithm})
+	for i := range m.Plan.Keys {
+		out = append(out, item{keyPair: &m.Plan.Keys[i], alg: m.Plan.Keys[i].KeyAlgorithm})
 	}
-	for i := range plan.Kubeconfigs {
-		k := &plan.Kubeconfigs[i]
+	for _, k := range m.Kubeconfigs {
 		it := item{kubeconfig: k}
 		// A kubeconfig whose certificate lives only inside it needs a key.
-		if c, ok := plan.Cert(k.Cert); ok && c.Embedded {
-			it.alg = c.KeyAlgorithm
+		if c, ok := m.Cert(k.Spec.Cert); ok && c.Kubeconfig == k {
+			it.alg = c.Spec.KeyAlgorithm
 		}
 		out = append(out, it)
 	}
@@ -171,80 +187,86 @@ func planItems(plan *catalog.Plan) []item {
 }
 
 // createKubeconfig writes a missing kubeconfig, embedding either a new
-// certificate issued for it or the certificate of the PKI directory.
-func createKubeconfig(plan *catalog.Plan, k catalog.KubeconfigSpec, st store.Store, key crypto.Signer, cas map[string]*pki.CA, now time.Time) error {
-	c, ok := plan.Cert(k.Cert)
+// certificate issued for it (one that lives only there) or the
+// certificate of the PKI directory.
+func createKubeconfig(m *resolve.Model, k *resolve.Kubeconfig, st store.Store, key crypto.Signer, cas map[string]*pki.CA, now time.Time) error {
+	c, ok := m.Cert(k.Spec.Cert)
 	if !ok {
-		return fmt.Errorf("kubeconfig %s: certificate %s not in plan", k.Name, k.Cert)
+		return fmt.Errorf("kubeconfig %s: certificate %s not in plan", k.Spec.Name, k.Spec.Cert)
 	}
-	ca, err := signingCA(plan, c, st, cas)
-	if err != nil {
-		return err
+	ca, ok := cas[c.Spec.CA]
+	if !ok {
+		return fmt.Errorf("cannot issue %s: CA %s is unusable", c.Spec.Name, caFile(c))
 	}
 	var cert *x509.Certificate
-	if c.Embedded {
-		if key == nil {
-			return fmt.Errorf("kubeconfig %s: no key generated", k.Name)
+	if c.Kubeconfig == k {
+		if ca.Key == nil {
+			return externalError(c)
 		}
-		if cert, err = ca.Issue(key.Public(), c.Profile, now); err != nil {
+		if key == nil {
+			return fmt.Errorf("kubeconfig %s: no key generated", k.Spec.Name)
+		}
+		var err error
+		if cert, err = ca.Issue(key.Public(), c.Spec.Profile, now); err != nil {
 			return err
 		}
 	} else {
-		if cert, err = st.ReadCert(c.Path); err != nil {
-			return fmt.Errorf("kubeconfig %s: %w", k.Name, err)
+		var err error
+		if cert, key, err = c.Location.Read(); err != nil {
+			return fmt.Errorf("kubeconfig %s: %w", k.Spec.Name, err)
 		}
-		if key, err = st.ReadKey(c.Path); err != nil {
-			return fmt.Errorf("kubeconfig %s: %w", k.Name, err)
+		if key == nil {
+			return fmt.Errorf("kubeconfig %s: %s missing", k.Spec.Name, fileKeyPath(c.Location))
 		}
 	}
 	keyPEM, err := pki.EncodeKey(key)
 	if err != nil {
 		return err
 	}
+	caPEM := pki.EncodeCert(ca.Cert)
+	if c.CA != nil && len(c.CA.Certs) > 0 {
+		caPEM = c.CA.BundlePEM()
+	}
+	s := k.Spec
 	cfg := kubeconfig.New(kubeconfig.Params{
-		Cluster: k.Cluster, User: k.User, Context: k.Context(), Server: k.Server,
-		CA: pki.EncodeCert(ca.Cert), Cert: pki.EncodeCert(cert), Key: keyPEM,
+		Cluster: s.Cluster, User: s.User, Context: s.Context(), Server: s.Server,
+		CA: caPEM, Cert: pki.EncodeCert(cert), Key: keyPEM,
 	})
-	return kubeconfig.Create(st.KubeconfigPath(k.File), cfg)
+	return kubeconfig.Create(k.Path, cfg)
 }
 
-// signingCA returns the CA that signs c; it must have its key only when a
-// certificate is to be issued (the caller checks via Issue).
-func signingCA(plan *catalog.Plan, c catalog.CertSpec, st store.Store, cas map[string]*pki.CA) (*pki.CA, error) {
-	ca, ok := cas[c.CA]
-	caSpec, _ := plan.Cert(c.CA)
-	switch {
-	case !ok:
-		return nil, fmt.Errorf("cannot issue %s: CA %s is unusable", c.Name, st.CertPath(caSpec.Path))
-	case ca.Key == nil && (c.Embedded || !store.Exists(st.CertPath(c.Path))):
-		return nil, fmt.Errorf("cannot issue %s: %s is absent (external CA); have the external CA sign a CSR (kubepki certs generate-csr %s)", c.Name, st.KeyPath(caSpec.Path), c.Name)
-	}
-	return ca, nil
+// externalError says a certificate of an external CA cannot be issued here.
+func externalError(c *resolve.Cert) error {
+	return fmt.Errorf("cannot issue %s: %s is absent (external CA); have the external CA sign a CSR (kubepki certs generate-csr %s)", c.Spec.Name, c.CA.KeyPath, c.Spec.Name)
 }
 
 // createCert issues one missing certificate, with a new key or the one on
 // disk. It returns the CA when the certificate is one.
-func createCert(plan *catalog.Plan, c catalog.CertSpec, st store.Store, key crypto.Signer, cas map[string]*pki.CA, now time.Time) (*pki.CA, error) {
+func createCert(c *resolve.Cert, st store.Store, key crypto.Signer, cas map[string]*pki.CA, now time.Time) (*pki.CA, error) {
+	spec := c.Spec
 	newKey := key != nil
 	if !newKey {
-		k, err := st.ReadKey(c.Path)
+		k, err := st.ReadKey(spec.Path)
 		if err != nil {
 			return nil, err
 		}
 		key = k
 	}
 	var ca *pki.CA
-	if c.Profile.IsCA {
+	if spec.Profile.IsCA {
 		var err error
-		if ca, err = pki.NewCA(key, c.Profile, now); err != nil {
+		if ca, err = pki.NewCA(key, spec.Profile, now); err != nil {
 			return nil, err
 		}
 	} else {
-		signer, err := signingCA(plan, c, st, cas)
-		if err != nil {
-			return nil, err
+		signer, ok := cas[spec.CA]
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("cannot issue %s: CA %s is unusable", spec.Name, caFile(c))
+		case signer.Key == nil:
+			return nil, externalError(c)
 		}
-		cert, err := signer.Issue(key.Public(), c.Profile, now)
+		cert, err := signer.Issue(key.Public(), spec.Profile, now)
 		if err != nil {
 			return nil, err
 		}
@@ -253,14 +275,14 @@ func createCert(plan *catalog.Plan, c catalog.CertSpec, st store.Store, key cryp
 	// The key goes first: if the certificate write fails, the next run finds
 	// the key and issues a certificate for it.
 	if newKey {
-		if err := st.CreateKey(c.Path, key); err != nil {
+		if err := st.CreateKey(spec.Path, key); err != nil {
 			return nil, err
 		}
 	}
-	if err := st.CreateCert(c.Path, ca.Cert); err != nil {
+	if err := st.CreateCert(spec.Path, ca.Cert); err != nil {
 		return nil, err
 	}
-	if !c.Profile.IsCA {
+	if !spec.Profile.IsCA {
 		return nil, nil
 	}
 	ca.Key = key

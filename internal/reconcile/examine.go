@@ -10,11 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"time"
 
 	"kubepki.dev/kubepki/internal/catalog"
-	"kubepki.dev/kubepki/internal/kubeconfig"
 	"kubepki.dev/kubepki/internal/pki"
+	"kubepki.dev/kubepki/internal/resolve"
 	"kubepki.dev/kubepki/internal/store"
 )
 
@@ -37,6 +38,9 @@ const (
 	Invalid State = "invalid"
 	// Unsafe: a file's mode, owner or type (see Permissions).
 	Unsafe State = "unsafe"
+	// Elsewhere: another node's kubelet kubeconfig, which lives on that
+	// node (the directory is a real node's, with its own kubelet.conf).
+	Elsewhere State = "elsewhere"
 )
 
 // Kind is the kind of a plan item.
@@ -62,6 +66,9 @@ type Status struct {
 	NotAfter time.Time `json:"notAfter,omitzero"`
 	// KeyPresent says whether the private key exists.
 	KeyPresent bool `json:"keyPresent"`
+	// SignedBy names the CA certificate of the CA's bundle that signed it
+	// (CN, serial, fingerprint).
+	SignedBy string `json:"signedBy,omitempty"`
 	// Findings explain every state but Valid, one line each.
 	Findings []string `json:"findings,omitempty"`
 }
@@ -76,70 +83,92 @@ func (s *Status) bad(state State, format string, args ...any) {
 
 // Examine reads the directory and reports every item of the plan in order:
 // certificates with files, key pairs, then kubeconfigs (which include the
-// certificates embedded only in them).
+// certificates that live only in them).
 //
 // It reads every key whatever its mode, owner or links, to check what it
 // can: Examine only audits, and Permissions reports what is unsafe. What
 // signs with a key reads it through st's KeyPolicy.
 func Examine(plan *catalog.Plan, st store.Store, now time.Time) []Status {
 	st.Keys = store.KeyPolicy{Insecure: true}
-	cas := map[string]*x509.Certificate{}
+	return examine(resolve.Resolve(plan, st), now)
+}
+
+// examine reports every item of a resolved plan, in Examine's order.
+func examine(m *resolve.Model, now time.Time) []Status {
 	var out []Status
-	for _, c := range plan.Certs {
-		if c.Embedded {
-			continue
+	for _, c := range m.Certs {
+		if c.Kubeconfig == nil {
+			out = append(out, examineCert(c, now))
 		}
-		s, cert := examineCert(plan, c, st, cas, now)
-		if c.Profile.IsCA && cert != nil {
-			cas[c.Name] = cert
-		}
-		out = append(out, s)
 	}
-	for _, k := range plan.Keys {
-		out = append(out, examineKeyPair(k, st))
+	for _, k := range m.Plan.Keys {
+		out = append(out, examineKeyPair(k, m.Store))
 	}
-	for _, k := range plan.Kubeconfigs {
-		out = append(out, examineKubeconfig(plan, k, st, cas, now))
+	for _, k := range m.Kubeconfigs {
+		out = append(out, examineKubeconfig(m, k, now))
 	}
 	return out
 }
 
-func examineCert(plan *catalog.Plan, c catalog.CertSpec, st store.Store, cas map[string]*x509.Certificate, now time.Time) (Status, *x509.Certificate) {
-	s := Status{Name: c.Name, Kind: KindCert, Path: st.CertPath(c.Path), IsCA: c.Profile.IsCA}
-	if c.Profile.IsCA {
+func examineCert(c *resolve.Cert, now time.Time) Status {
+	spec, loc := c.Spec, c.Location
+	s := Status{Name: spec.Name, Kind: KindCert, Path: loc.Path(), IsCA: spec.Profile.IsCA}
+	if s.IsCA {
 		s.Kind = KindCA
 	}
-	key, keyErr := st.ReadKey(c.Path)
-	s.KeyPresent = !errors.Is(keyErr, fs.ErrNotExist)
-	cert, err := st.ReadCert(c.Path)
+	keyPath := fileKeyPath(loc)
+	cert, key, err := loc.Read()
+	s.KeyPresent = store.Exists(keyPath)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, fs.ErrNotExist) && !store.Exists(loc.Path()):
 		s.State = Missing
+		_, keyErr := readKeyOnly(loc)
 		switch {
 		case s.KeyPresent && keyErr != nil:
 			s.bad(Invalid, "%v", keyErr)
 		case s.KeyPresent:
-			s.Findings = append(s.Findings, fmt.Sprintf("certificate missing; existing key %s will be reused", st.KeyPath(c.Path)))
+			s.Findings = append(s.Findings, fmt.Sprintf("certificate missing; existing key %s will be reused", keyPath))
 		default:
 			s.Findings = append(s.Findings, "certificate missing")
 		}
-		return s, nil
+		return s
 	case err != nil:
 		s.bad(Invalid, "%v", err)
-		return s, nil
+		return s
+	}
+	if s.IsCA && c.CA.Signer != nil && c.CA.Signer.Key != nil {
+		// A trust bundle: the CA is the certificate its key matches.
+		cert = c.CA.Signer.Cert
 	}
 	s.State = Valid
 	switch {
-	case !s.KeyPresent && c.Profile.IsCA:
+	case !s.KeyPresent && s.IsCA:
 		s.State = External
 		s.Findings = append(s.Findings, "CA key absent: external CA, certificates it signs cannot be issued here")
 	case !s.KeyPresent:
-		s.bad(Invalid, "private key %s missing", st.KeyPath(c.Path))
-	case keyErr != nil:
-		s.bad(Invalid, "%v", keyErr)
+		s.bad(Invalid, "private key %s missing", keyPath)
 	}
-	checkCert(&s, plan, c, cert, key, cas, now)
-	return s, cert
+	checkCert(&s, c, cert, key, now)
+	return s
+}
+
+// fileKeyPath is the key file of a certificate with its own files.
+func fileKeyPath(loc resolve.Location) string {
+	return strings.TrimSuffix(loc.Path(), ".crt") + ".key"
+}
+
+// readKeyOnly reads the key of a certificate whose certificate is missing.
+func readKeyOnly(loc resolve.Location) (crypto.Signer, error) {
+	path := fileKeyPath(loc)
+	data, err := store.ReadKeyFile(path, store.KeyPolicy{Insecure: true})
+	if err != nil {
+		return nil, err
+	}
+	key, err := pki.ParseKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return key, nil
 }
 
 // outliveTolerance is how far past its CA a leaf may run before it counts
@@ -148,27 +177,35 @@ func examineCert(plan *catalog.Plan, c catalog.CertSpec, st store.Store, cas map
 const outliveTolerance = 24 * time.Hour
 
 // checkCert adds the findings of a certificate (and its key, if known)
-// against its spec and CA.
-func checkCert(s *Status, plan *catalog.Plan, c catalog.CertSpec, cert *x509.Certificate, key crypto.Signer, cas map[string]*x509.Certificate, now time.Time) {
+// against its spec and CA: any CA of the CA's trust bundle may have signed
+// it, and SignedBy says which.
+func checkCert(s *Status, c *resolve.Cert, cert *x509.Certificate, key crypto.Signer, now time.Time) {
+	spec := c.Spec
 	s.NotAfter = cert.NotAfter
 	if key != nil && !pki.KeyMatches(cert.PublicKey, key) {
 		s.bad(Invalid, "private key does not match the certificate")
 	}
-	if c.CA != "" {
-		ca, ok := cas[c.CA]
-		caSpec, _ := plan.Cert(c.CA)
+	if spec.CA != "" {
+		var signer *x509.Certificate
+		ok := c.CA != nil && len(c.CA.Certs) > 0
+		if ok {
+			signer, ok = c.CA.SignerOf(cert)
+		}
 		switch {
+		case c.CA == nil || len(c.CA.Certs) == 0:
+			s.bad(Invalid, "signing CA %s unreadable or missing", caFile(c))
 		case !ok:
-			s.bad(Invalid, "signing CA %s unreadable or missing", caSpec.Path+".crt")
-		case cert.CheckSignatureFrom(ca) != nil:
-			s.bad(Invalid, "not signed by CA %s (%s.crt)", c.CA, caSpec.Path)
-		case cert.NotAfter.After(ca.NotAfter.Add(outliveTolerance)):
-			s.bad(Drifted, "outlives its CA: NotAfter %s is after the CA's %s", cert.NotAfter.UTC().Format(time.RFC3339), ca.NotAfter.UTC().Format(time.RFC3339))
+			s.bad(Invalid, "not signed by CA %s (%s)", spec.CA, caFile(c))
+		default:
+			s.SignedBy = resolve.Describe(signer)
+			if cert.NotAfter.After(signer.NotAfter.Add(outliveTolerance)) {
+				s.bad(Drifted, "outlives its CA: NotAfter %s is after the CA's %s", cert.NotAfter.UTC().Format(time.RFC3339), signer.NotAfter.UTC().Format(time.RFC3339))
+			}
 		}
 	} else if cert.CheckSignatureFrom(cert) != nil {
 		s.bad(Invalid, "CA certificate is not self-signed")
 	}
-	for _, d := range pki.Diff(cert, c.Profile) {
+	for _, d := range pki.Diff(cert, spec.Profile) {
 		s.bad(Drifted, "%s", d)
 	}
 	if now.After(cert.NotAfter) {
@@ -176,6 +213,14 @@ func checkCert(s *Status, plan *catalog.Plan, c catalog.CertSpec, cert *x509.Cer
 	} else if now.Before(cert.NotBefore) {
 		s.bad(Invalid, "not yet valid: valid from %s (is this host's clock right?)", cert.NotBefore.UTC().Format(time.RFC3339))
 	}
+}
+
+// caFile is the CA's certificate file relative to the PKI directory.
+func caFile(c *resolve.Cert) string {
+	if c.CA != nil {
+		return c.CA.Spec.Path + ".crt"
+	}
+	return c.Spec.CA + ".crt"
 }
 
 func examineKeyPair(k catalog.KeySpec, st store.Store) Status {
@@ -205,68 +250,77 @@ func examineKeyPair(k catalog.KeySpec, st store.Store) Status {
 }
 
 // examineKubeconfig checks a kubeconfig's server, CA data and client
-// certificate: for an embedded-only certificate everything a certificate
-// file gets; otherwise that it is the current certificate of the PKI
-// directory.
-func examineKubeconfig(plan *catalog.Plan, k catalog.KubeconfigSpec, st store.Store, cas map[string]*x509.Certificate, now time.Time) Status {
-	path := st.KubeconfigPath(k.File)
-	cfg, err := kubeconfig.Load(path)
-	if errors.Is(err, fs.ErrNotExist) && k.InstalledAs != "" {
-		// A node's own directory (kubeadm's /etc/kubernetes) holds its
-		// kubelet kubeconfig under the installed name; it counts if it is
-		// this node's.
-		if alt, altErr := kubeconfig.Load(st.KubeconfigPath(k.InstalledAs)); altErr == nil {
-			if cert, _, pairErr := kubeconfig.ClientPair(alt); pairErr == nil && cert.Subject.CommonName == k.User {
-				path, cfg, err = st.KubeconfigPath(k.InstalledAs), alt, nil
-			}
-		}
-	}
-	s := Status{Name: k.Name, Kind: KindKubeconfig, Path: path, State: Valid}
+// certificate, read where it lives (embedded, referenced files, the
+// kubelet's rotated PEM): for a certificate that lives only there
+// everything a certificate file gets; otherwise that it is the current
+// certificate of the PKI directory.
+func examineKubeconfig(m *resolve.Model, k *resolve.Kubeconfig, now time.Time) Status {
+	s := Status{Name: k.Spec.Name, Kind: KindKubeconfig, Path: k.Path, State: Valid}
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	case k.Elsewhere:
+		s.State = Elsewhere
+		s.Findings = append(s.Findings, fmt.Sprintf("installed as %s on node %s; this directory is another node's", k.Spec.InstalledAs, k.Spec.Node))
+		return s
+	case k.Missing():
 		s.State = Missing
 		s.Findings = append(s.Findings, "kubeconfig missing")
 		return s
-	case err != nil:
-		s.bad(Invalid, "%v", err)
+	case k.Err != nil:
+		s.bad(Invalid, "%v", k.Err)
 		return s
 	}
-	cl, _, err := kubeconfig.Current(cfg)
+	cl, err := k.Cluster()
 	if err != nil {
 		s.bad(Invalid, "%v", err)
 		return s
 	}
-	if cl.Server != k.Server {
-		s.bad(Drifted, "server is %s, want %s", cl.Server, k.Server)
+	if cl.Server != k.Spec.Server {
+		s.bad(Drifted, "server is %s, want %s", cl.Server, k.Spec.Server)
 	}
-	c, _ := plan.Cert(k.Cert)
-	if ca, ok := cas[c.CA]; ok && !containsCert(cl.CertificateAuthorityData, ca) {
-		s.bad(Drifted, "certificate-authority-data does not contain CA %s", c.CA)
+	c, _ := m.Cert(k.Spec.Cert)
+	if ca := c.CA; ca != nil && ca.Primary() != nil && cl.CertificateAuthority == "" && !containsCert(cl.CertificateAuthorityData, ca.Primary()) {
+		s.bad(Drifted, "certificate-authority-data does not contain CA %s", c.Spec.CA)
 	}
-	cert, key, err := kubeconfig.ClientPair(cfg)
+	cert, key, err := k.Location.Read()
 	if err != nil {
 		s.bad(Invalid, "%v", err)
 		return s
 	}
 	s.KeyPresent = key != nil
 	if key == nil {
-		s.bad(Invalid, "client-key-data missing")
+		s.bad(Invalid, "%s missing", keyWord(k))
 	}
-	if c.Embedded {
-		checkCert(&s, plan, c, cert, key, cas, now)
+	if c.Kubeconfig == k {
+		checkCert(&s, c, cert, key, now)
 		return s
 	}
 	s.NotAfter = cert.NotAfter
-	if onDisk, err := st.ReadCert(c.Path); err == nil && !onDisk.Equal(cert) {
-		s.bad(Drifted, "embedded client certificate is not the current %s", st.CertPath(c.Path))
+	if onDisk, _, err := c.Location.Read(); err == nil && !onDisk.Equal(cert) {
+		s.bad(Drifted, "%s client certificate is not the current %s", styleWord(k), c.Location.Path())
 	}
 	if key != nil && !pki.KeyMatches(cert.PublicKey, key) {
-		s.bad(Invalid, "client-key-data does not match client-certificate-data")
+		s.bad(Invalid, "%s does not match the client certificate", keyWord(k))
 	}
 	if now.After(cert.NotAfter) {
-		s.bad(Expired, "embedded client certificate expired on %s", cert.NotAfter.UTC().Format(time.RFC3339))
+		s.bad(Expired, "%s client certificate expired on %s", styleWord(k), cert.NotAfter.UTC().Format(time.RFC3339))
 	}
 	return s
+}
+
+// keyWord names a kubeconfig's client key as the file spells it.
+func keyWord(k *resolve.Kubeconfig) string {
+	if k.Location.Kind() == resolve.Embedded {
+		return "client-key-data"
+	}
+	return "client-key"
+}
+
+// styleWord says how a kubeconfig holds its client certificate.
+func styleWord(k *resolve.Kubeconfig) string {
+	if k.Location.Kind() == resolve.Embedded {
+		return "embedded"
+	}
+	return "referenced"
 }
 
 func containsCert(pemData []byte, want *x509.Certificate) bool {
@@ -289,7 +343,7 @@ func rank(s State) int {
 		// Not yet examined: any finding raises it (an unreadable
 		// certificate's Status has no state before bad).
 		return -1
-	case Valid:
+	case Valid, Elsewhere:
 		return 0
 	case External:
 		return 1

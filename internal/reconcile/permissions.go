@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"kubepki.dev/kubepki/internal/catalog"
+	"kubepki.dev/kubepki/internal/resolve"
 	"kubepki.dev/kubepki/internal/store"
 )
 
@@ -74,21 +75,29 @@ func Permissions(plan *catalog.Plan, st store.Store) []Permission {
 		}
 	}
 	dirs := map[string]bool{}
-	for _, c := range plan.Certs {
-		if c.Embedded {
-			continue
+	m := resolve.Resolve(plan, store.Store{Dir: st.Dir, KubeconfigDir: st.KubeconfigDir, Keys: store.KeyPolicy{Insecure: true}})
+	for _, c := range m.Certs {
+		switch {
+		case c.Elsewhere():
+		case c.Location.Kind() == resolve.Files:
+			check(resolve.KeyFile(c.Location), 0o077, true, "private key readable by group or others")
+			check(c.Location.Path(), 0o022, false, "writable by group or others")
+			dirs[filepath.Dir(resolve.KeyFile(c.Location))] = true
+		case resolve.KeyFile(c.Location) != "":
+			// A kubeconfig's client-key file, or the kubelet's PEM (its
+			// link is the kubelet's layout; the file it names is checked).
+			check(resolve.KeyFile(c.Location), 0o077, true, "private key readable by group or others")
 		}
-		check(st.KeyPath(c.Path), 0o077, true, "private key readable by group or others")
-		check(st.CertPath(c.Path), 0o022, false, "writable by group or others")
-		dirs[filepath.Dir(st.KeyPath(c.Path))] = true
 	}
 	for _, k := range plan.Keys {
 		check(st.KeyPath(k.Path), 0o077, true, "private key readable by group or others")
 		check(st.PubPath(k.Path), 0o022, false, "writable by group or others")
 		dirs[filepath.Dir(st.KeyPath(k.Path))] = true
 	}
-	for _, k := range plan.Kubeconfigs {
-		check(st.KubeconfigPath(k.File), 0o077, false, "kubeconfig holds a private key but is readable by group or others")
+	for _, k := range m.Kubeconfigs {
+		if k.Location.Kind() == resolve.Embedded {
+			check(k.Path, 0o077, false, "kubeconfig holds a private key but is readable by group or others")
+		}
 	}
 	for _, d := range slices.Sorted(maps.Keys(dirs)) {
 		fi, err := os.Stat(d)
@@ -155,14 +164,11 @@ func refuseUnsafe(plan *catalog.Plan, st store.Store) error {
 		}
 		return nil
 	}
-	for _, c := range plan.Certs {
-		if c.Embedded {
+	for _, c := range resolve.Resolve(plan, st).Certs {
+		if c.Elsewhere() {
 			continue
 		}
-		if err := read(second(st.ReadKey(c.Path))); err != nil {
-			return err
-		}
-		if err := read(second(st.ReadCert(c.Path))); err != nil {
+		if err := read(third(c.Location.Read())); err != nil {
 			return err
 		}
 	}
@@ -175,3 +181,5 @@ func refuseUnsafe(plan *catalog.Plan, st store.Store) error {
 }
 
 func second[T any](_ T, err error) error { return err }
+
+func third[T, U any](_ T, _ U, err error) error { return err }

@@ -75,6 +75,18 @@ type journalEntry struct {
 	// SHA256 is the hex digest of the new content.
 	SHA256 string      `json:"sha256"`
 	Mode   os.FileMode `json:"mode"`
+	// Link, when set, says the new content is a symbolic link to Link
+	// (the kubelet's kubelet-client-current.pem), not a file.
+	Link string `json:"link,omitempty"`
+}
+
+// holdsNew reports whether path already has the entry's new content.
+func (e journalEntry) holdsNew(path string) bool {
+	if e.Link != "" {
+		target, err := os.Readlink(path)
+		return err == nil && target == e.Link
+	}
+	return digest(path) == e.SHA256
 }
 
 // Journal states.
@@ -110,6 +122,35 @@ func (t *Transaction) Stage(path string, data []byte, mode os.FileMode) error {
 	}
 	sum := sha256.Sum256(data)
 	t.entries = append(t.entries, journalEntry{Path: abs, Staged: staged, SHA256: hex.EncodeToString(sum[:]), Mode: mode})
+	return nil
+}
+
+// StageSymlink makes path, on Commit, a symbolic link to target, as the
+// kubelet swings kubelet-client-current.pem to a new
+// kubelet-client-<timestamp>.pem. The old link (or file) is backed up as
+// any other target.
+func (t *Transaction) StageSymlink(path, target string) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("stage %s: %w", path, err)
+	}
+	if slices.ContainsFunc(t.entries, func(e journalEntry) bool { return e.Path == abs }) {
+		return fmt.Errorf("stage %s: staged twice", path)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(abs), tempPrefix(abs)+"*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	name := tmp.Name()
+	tmp.Close()
+	if err := os.Remove(name); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Symlink(target, name); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	sum := sha256.Sum256([]byte(target))
+	t.entries = append(t.entries, journalEntry{Path: abs, Staged: name, SHA256: hex.EncodeToString(sum[:]), Link: target})
 	return nil
 }
 

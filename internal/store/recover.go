@@ -167,7 +167,7 @@ func (s Store) checkJournal(path string, j *journal) error {
 func finish(dir string, j *journal) (bool, error) {
 	forward := true
 	for _, e := range j.Files {
-		if digest(e.Path) != e.SHA256 && digest(e.Staged) != e.SHA256 {
+		if !e.holdsNew(e.Path) && !e.holdsNew(e.Staged) {
 			forward = false
 			break
 		}
@@ -176,7 +176,7 @@ func finish(dir string, j *journal) (bool, error) {
 		return false, rollBack(dir, j)
 	}
 	for _, e := range j.Files {
-		if digest(e.Path) == e.SHA256 {
+		if e.holdsNew(e.Path) {
 			if err := removeIfExists(e.Staged); err != nil {
 				return true, err
 			}
@@ -198,7 +198,7 @@ func finish(dir string, j *journal) (bool, error) {
 func rollBack(dir string, j *journal) error {
 	for _, e := range j.Files {
 		if e.Backup == "" {
-			if digest(e.Path) == e.SHA256 {
+			if e.holdsNew(e.Path) {
 				if err := removeIfExists(e.Path); err != nil {
 					return err
 				}

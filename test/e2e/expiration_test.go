@@ -90,10 +90,9 @@ func runSplit(t *testing.T, name string, args ...string) (string, string, int) {
 // TestCheckExpirationMatchesKubeadm makes a PKI and kubeconfigs with the
 // real kubeadm (init phase certs/kubeconfig all), runs the real
 // `kubeadm certs check-expiration` and `kubepki certs check-expiration
-// --profile kubeadm` on it, and compares them row by row: every kubeadm
-// row is in kubepki's table, byte for byte, and kubepki adds kubelet.conf
-// (which kubeadm leaves out) and the plan's per-node kubelet-<node>.conf
-// (missing here). The JSON of both agree too.
+// --config <the same kubeadm file>` on it, and compares them row by row:
+// every kubeadm row is in kubepki's table, byte for byte, and kubepki adds
+// kubelet.conf (which kubeadm leaves out). The JSON of both agree too.
 //
 // kubeadm's check-expiration reads the kubeconfigs from /etc/kubernetes
 // whatever its flags say (cmd/kubeadm/app/cmd/certs.go passes
@@ -113,9 +112,11 @@ func TestCheckExpirationMatchesKubeadm(t *testing.T) {
 		// remove are files removed (relative to etc/kubernetes) after
 		// kubeadm made everything.
 		remove []string
+		// missing: kubepki exits 3, a file is missing.
+		missing bool
 	}{
 		{name: "defaults"},
-		{name: "missing file", remove: []string{"pki/etcd/healthcheck-client.crt"}},
+		{name: "missing file", remove: []string{"pki/etcd/healthcheck-client.crt"}, missing: true},
 		{
 			// 1000h shows as "41d", 26280h as "2y364d"; ca.crt without
 			// ca.key is kubeadm's external CA mode.
@@ -171,9 +172,11 @@ func TestCheckExpirationMatchesKubeadm(t *testing.T) {
 				// The same kubeadm configuration as kubeadm's.
 				args := append([]string{"certs", "check-expiration", "--config", genPath, "--dir", pkiDir, "--kubeconfig-dir", kdir}, extra...)
 				out, errs, code := runSplit(t, bin, args...)
-				// The plan's kubelet-node-0.conf is not here (kubelet.conf is).
-				if code != 3 || !strings.Contains(errs, "missing") {
-					t.Fatalf("kubepki %s: exit %d, want 3 (missing)\n%s%s", strings.Join(args, " "), code, out, errs)
+				// kubelet.conf is node-0's, a node of the default spec; the
+				// other nodes' kubelet kubeconfigs live on those nodes, not
+				// here, and are not missing.
+				if want := map[bool]int{true: 3, false: 0}[tc.missing]; code != want || tc.missing != strings.Contains(errs, "missing") {
+					t.Fatalf("kubepki %s: exit %d, want %d\n%s%s", strings.Join(args, " "), code, want, out, errs)
 				}
 				return out
 			}
@@ -220,20 +223,20 @@ func TestCheckExpirationMatchesKubeadm(t *testing.T) {
 			if strings.Join(common, ",") != strings.Join(theirOrder[0], ",") {
 				t.Errorf("order: kubepki %q, kubeadm %q", common, theirOrder[0])
 			}
-			// kubepki's own rows: kubelet.conf as kubeadm wrote it, and the
-			// plan's per-node kubelet kubeconfig, missing.
+			// kubepki's own row: kubelet.conf as kubeadm wrote it (node-0's);
+			// no row for another node's kubelet kubeconfig.
 			adminRow := theirCerts["admin.conf"]
 			if k := ourCerts["kubelet.conf"]; k == nil || k["EXPIRES"] != adminRow["EXPIRES"] || k["RESIDUAL TIME"] != adminRow["RESIDUAL TIME"] ||
 				k["CERTIFICATE AUTHORITY"] != "ca" || k["EXTERNALLY MANAGED"] != adminRow["EXTERNALLY MANAGED"] {
 				t.Errorf("kubelet.conf row %v, want it like admin.conf's %v", ourCerts["kubelet.conf"], adminRow)
 			}
-			for _, n := range []string{"kubelet-node-0.conf"} {
-				if r := ourCerts[n]; r == nil || r["EXPIRES"] != "<missing>" || r["RESIDUAL TIME"] != "<missing>" {
-					t.Errorf("%s row %v, want <missing>", n, r)
+			for _, n := range []string{"kubelet-server.conf", "kubelet-node-0.conf", "kubelet-node-1.conf"} {
+				if r := ourCerts[n]; r != nil {
+					t.Errorf("%s row %v, want none (kubelet.conf is this node's)", n, r)
 				}
 			}
-			if len(ourCerts) != len(theirCerts)+2 || len(ourCAs) != len(theirCAs) {
-				t.Errorf("kubepki has %d+%d rows, want kubeadm's %d+%d and 2 kubelet kubeconfigs", len(ourCerts), len(ourCAs), len(theirCerts), len(theirCAs))
+			if len(ourCerts) != len(theirCerts)+1 || len(ourCAs) != len(theirCAs) {
+				t.Errorf("kubepki has %d+%d rows, want kubeadm's %d+%d and kubelet.conf", len(ourCerts), len(ourCAs), len(theirCerts), len(theirCAs))
 			}
 			// Where both print a row, the lines are byte for byte the same:
 			// the column widths agree, as kubepki's extra names are shorter

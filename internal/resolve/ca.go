@@ -1,0 +1,122 @@
+package resolve
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"kubepki.dev/kubepki/internal/catalog"
+	"kubepki.dev/kubepki/internal/pki"
+	"kubepki.dev/kubepki/internal/store"
+)
+
+// CA is the state of one CA of the plan in the store: its certificate
+// file, which may be a trust bundle of several CAs (during a rotation), and
+// which of them can sign here.
+type CA struct {
+	Spec catalog.CertSpec
+	// Path is the CA's certificate file.
+	Path string
+	// Certs are every certificate of the file, in file order; empty when
+	// the file is missing or unreadable (Err).
+	Certs []*x509.Certificate
+	// Signer is the CA that issues here: the certificate of the bundle
+	// whose key is present and matches, with that key. Nil when the key is
+	// absent (external CA) or unusable (Err).
+	Signer *pki.CA
+	// KeyPath is the CA's key file; KeyPresent says whether it exists.
+	KeyPath    string
+	KeyPresent bool
+	// Err says why the certificate or the key cannot be used.
+	Err error
+}
+
+// Missing reports whether the CA's certificate file does not exist.
+func (ca *CA) Missing() bool { return len(ca.Certs) == 0 && errors.Is(ca.Err, fs.ErrNotExist) }
+
+// External reports whether the CA's certificate is here without its key:
+// it verifies, and what it signs comes from outside (kubepki certs
+// generate-csr, install).
+func (ca *CA) External() bool { return len(ca.Certs) > 0 && !ca.KeyPresent }
+
+// CanIssue reports whether the CA can sign certificates here.
+func (ca *CA) CanIssue() bool { return ca.Signer != nil && ca.Signer.Key != nil }
+
+// Primary is the certificate that identifies the CA: the signer's, or the
+// first of the file.
+func (ca *CA) Primary() *x509.Certificate {
+	if ca.Signer != nil {
+		return ca.Signer.Cert
+	}
+	if len(ca.Certs) > 0 {
+		return ca.Certs[0]
+	}
+	return nil
+}
+
+// BundlePEM is every certificate of the CA file, in order: what a
+// kubeconfig's certificate-authority-data and a node bundle must hold so
+// that a leaf signed by any of them is trusted.
+func (ca *CA) BundlePEM() []byte {
+	var b bytes.Buffer
+	for _, c := range ca.Certs {
+		b.Write(pki.EncodeCert(c))
+	}
+	return b.Bytes()
+}
+
+// SignerOf returns the certificate of the bundle that signed cert.
+func (ca *CA) SignerOf(cert *x509.Certificate) (*x509.Certificate, bool) {
+	for _, c := range ca.Certs {
+		if cert.CheckSignatureFrom(c) == nil {
+			return c, true
+		}
+	}
+	return nil, false
+}
+
+// Describe names one CA certificate for a person: "CN=kubernetes serial
+// 1f… sha256 ab12…".
+func Describe(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return fmt.Sprintf("CN=%s serial %s sha256:%s", c.Subject.CommonName, c.SerialNumber.Text(16), hex.EncodeToString(sum[:8]))
+}
+
+// resolveCA reads a CA's certificate bundle and key under st's key policy.
+func resolveCA(spec catalog.CertSpec, st store.Store) *CA {
+	ca := &CA{Spec: spec, Path: st.CertPath(spec.Path), KeyPath: st.KeyPath(spec.Path)}
+	certs, err := st.ReadCerts(spec.Path)
+	if err != nil {
+		ca.Err = err
+		ca.KeyPresent = store.Exists(ca.KeyPath)
+		return ca
+	}
+	ca.Certs = certs
+	key, err := st.ReadKey(spec.Path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		ca.Signer = &pki.CA{Cert: certs[0]}
+		return ca
+	case err != nil:
+		ca.KeyPresent = true
+		ca.Err = err
+		return ca
+	}
+	ca.KeyPresent = true
+	for _, c := range certs {
+		if pki.KeyMatches(c.PublicKey, key) {
+			ca.Signer = &pki.CA{Cert: c, Key: key}
+			return ca
+		}
+	}
+	if len(certs) == 1 {
+		ca.Err = fmt.Errorf("%s does not match %s", ca.KeyPath, ca.Path)
+	} else {
+		ca.Err = fmt.Errorf("%s matches none of the %d certificates of %s", ca.KeyPath, len(certs), ca.Path)
+	}
+	return ca
+}
