@@ -91,8 +91,13 @@ func Infer(dir, kubeconfigDir string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.Notes = in.notes
 	cluster.SetDefaults(r.Spec)
+	if profile == catalog.Hardway {
+		if err := in.components(r.Spec); err != nil {
+			return nil, err
+		}
+	}
+	r.Notes = in.notes
 	for _, f := range catalog.Validate(r.Spec) {
 		if f.Severity == cluster.Error {
 			return nil, fmt.Errorf("infer spec from %s: the inferred spec is not valid: %s", dir, f)

@@ -8,7 +8,9 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"kubepki.dev/kubepki/internal/catalog"
 	"kubepki.dev/kubepki/internal/cluster"
+	"kubepki.dev/kubepki/internal/pki"
 )
 
 // hardwayExtraService is the name "Kubernetes the Hard Way" gives the API
@@ -187,4 +189,66 @@ func controlPlaneName(endpointHost string, names []string) string {
 		}
 	}
 	return "control-plane"
+}
+
+// components keeps what a hard-way component certificate has beyond the
+// catalog's (cluster.Cluster.Components): the tutorial's ca.conf gives
+// kube-proxy, kube-scheduler and kube-controller-manager serverAuth and
+// SANs, and a spec that leaves them out would call its own directory
+// drifted. Identities (CN, O) are never added: a wrong group stays a
+// finding.
+func (r *reader) components(c *cluster.Cluster) error {
+	plan, err := catalog.New(c, catalog.Hardway)
+	if err != nil {
+		return fmt.Errorf("infer spec from %s: %w", r.st.Dir, err)
+	}
+	for _, name := range cluster.ComponentNames() {
+		cs, ok := plan.Cert(name)
+		if !ok {
+			continue
+		}
+		cert, err := r.cert(cs.Path)
+		if err != nil {
+			return err
+		}
+		if cert == nil {
+			continue
+		}
+		var x cluster.Component
+		for _, u := range pki.UsagesOf(cert) {
+			if (u == pki.UsageServerAuth || u == pki.UsageClientAuth) && !slices.Contains(cs.Profile.Usages, u) {
+				x.ExtraUsages = append(x.ExtraUsages, u)
+			}
+		}
+		for _, d := range cert.DNSNames {
+			if !slices.Contains(cs.Profile.DNSNames, d) {
+				x.ExtraSANs = append(x.ExtraSANs, d)
+			}
+		}
+		for _, ip := range cert.IPAddresses {
+			if !slices.ContainsFunc(cs.Profile.IPs, ip.Equal) {
+				x.ExtraSANs = append(x.ExtraSANs, ip.String())
+			}
+		}
+		if len(x.ExtraUsages) == 0 && len(x.ExtraSANs) == 0 {
+			continue
+		}
+		if c.Components == nil {
+			c.Components = map[string]cluster.Component{}
+		}
+		c.Components[name] = x
+		r.note("components."+name, "%s.crt has %s beyond the catalog's certificate; kept", cs.Path, describeExtras(x))
+	}
+	return nil
+}
+
+func describeExtras(x cluster.Component) string {
+	var parts []string
+	for _, u := range x.ExtraUsages {
+		parts = append(parts, string(u))
+	}
+	if len(x.ExtraSANs) > 0 {
+		parts = append(parts, "SANs "+strings.Join(x.ExtraSANs, ", "))
+	}
+	return strings.Join(parts, " and ")
 }

@@ -240,3 +240,42 @@ func TestKubeadmEtcd(t *testing.T) {
 		t.Errorf("with external etcd the PKI holds %v, want %v", names, want)
 	}
 }
+
+// TestServesAt: a kubeconfig may dial the API server by any name its
+// certificate holds, on the same port over https; anything else is drift.
+func TestServesAt(t *testing.T) {
+	for _, profile := range Profiles() {
+		plan, err := New(cluster.Default(), profile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		admin, _ := plan.Kubeconfig("admin")
+		if profile == Kubeadm {
+			admin, _ = plan.Kubeconfig("admin.conf")
+		}
+		tests := []struct {
+			server string
+			want   bool
+		}{
+			{admin.Server, true},
+			{"https://127.0.0.1:6443", profile == Hardway}, // kubeadm's certificate does not name loopback
+			{"https://server.kubernetes.local:6443", true},
+			{"https://SERVER.kubernetes.local:6443/", true},
+			{"https://kubernetes.default.svc.cluster.local:6443", true},
+			{"https://10.32.0.1:6443", true},
+			{"https://127.0.0.1:6444", false},        // another port
+			{"http://127.0.0.1:6443", false},         // not TLS
+			{"https://evil.example.com:6443", false}, // not a name of the API server
+			{"https://10.0.0.99:6443", false},        // not an address of it
+			{"https://127.0.0.1:6443/proxy", false},  // a path: another endpoint
+			{"https://user@127.0.0.1:6443", false},   // credentials in the URL
+			{"https://127.0.0.1:6443?x=1", false},    // a query
+			{"::not a url", false},
+		}
+		for _, tc := range tests {
+			if got := plan.ServesAt(admin, tc.server); got != tc.want {
+				t.Errorf("%s: ServesAt(%q) = %v, want %v", profile, tc.server, got, tc.want)
+			}
+		}
+	}
+}

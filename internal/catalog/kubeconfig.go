@@ -2,6 +2,8 @@ package catalog
 
 import (
 	"net"
+	"net/url"
+	"strings"
 
 	"kubepki.dev/kubepki/internal/cluster"
 	"kubepki.dev/kubepki/internal/pki"
@@ -139,4 +141,42 @@ func kubeadmKubeconfigs(in inputs, p *Plan) {
 		add("kubelet-"+n.Name+".conf", "kubelet-"+n.Name+".conf", server, n.Name, "kubelet of node "+n.Name+" (installed as /etc/kubernetes/kubelet.conf)",
 			in.leafSubject("system:node:"+n.Name, "system:nodes"))
 	}
+}
+
+// APIServerCert is the plan's kube-apiserver serving certificate.
+func (p *Plan) APIServerCert() (CertSpec, bool) {
+	if p.Profile == Kubeadm {
+		return p.Cert("apiserver")
+	}
+	return p.Cert("kube-api-server")
+}
+
+// ServesAt reports whether server, a kubeconfig's server URL, reaches the
+// API server as the plan makes it: the kubeconfig's own URL, or https on the
+// same port at any name or address the API server certificate holds.
+// Installations differ in which of those names a kubeconfig uses
+// ("Kubernetes the Hard Way" has changed its admin and control-plane
+// kubeconfigs between 127.0.0.1 and server.kubernetes.local), and each works.
+func (p *Plan) ServesAt(k KubeconfigSpec, server string) bool {
+	if server == k.Server {
+		return true
+	}
+	want, err := url.Parse(k.Server)
+	if err != nil {
+		return false
+	}
+	got, err := url.Parse(server)
+	if err != nil || got.Scheme != "https" || got.Port() != want.Port() || (got.Path != "" && got.Path != "/") ||
+		got.User != nil || got.RawQuery != "" || got.Fragment != "" {
+		return false
+	}
+	api, ok := p.APIServerCert()
+	if !ok {
+		return false
+	}
+	host := got.Hostname()
+	if ip := net.ParseIP(host); ip != nil {
+		return containsIP(api.Profile.IPs, ip)
+	}
+	return contains(api.Profile.DNSNames, strings.ToLower(host))
 }

@@ -274,8 +274,8 @@ func examineKubeconfig(m *resolve.Model, k *resolve.Kubeconfig, now time.Time) S
 		s.bad(Invalid, "%v", err)
 		return s
 	}
-	if cl.Server != k.Spec.Server {
-		s.bad(Drifted, "server is %s, want %s", cl.Server, k.Spec.Server)
+	if !m.Plan.ServesAt(k.Spec, cl.Server) {
+		s.bad(Drifted, "server is %s, want %s (or another name of the API server certificate on that port)", cl.Server, k.Spec.Server)
 	}
 	c, _ := m.Cert(k.Spec.Cert)
 	if ca := c.CA; ca != nil && ca.Primary() != nil && cl.CertificateAuthority == "" && !containsCert(cl.CertificateAuthorityData, ca.Primary()) {
