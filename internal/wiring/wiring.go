@@ -68,6 +68,9 @@ func For(c *cluster.Cluster, plan *catalog.Plan, comp Component, node string, op
 	if !slices.Contains(Components(), comp) {
 		return nil, fmt.Errorf("unknown component %q (want one of %s)", comp, joinComponents())
 	}
+	if x := c.Etcd.External; comp == Etcd && x != nil {
+		return nil, fmt.Errorf("etcd is external (etcd.external in the spec: %s): kubepki does not wire it; kube-apiserver's --etcd-* flags point at it", strings.Join(x.Endpoints, ","))
+	}
 	n, err := pickNode(c, comp, node)
 	if err != nil {
 		return nil, err
