@@ -170,3 +170,52 @@ func TestExternalEtcd(t *testing.T) {
 		})
 	}
 }
+
+// TestDefaultNode: with no --node, a spec of one node (kubeadm's default,
+// a lone control plane) wires every component there, kubelet included; a
+// larger spec picks by role as before, and when no node has the role the
+// error names the nodes to choose from.
+func TestDefaultNode(t *testing.T) {
+	node := func(name string, roles ...cluster.Role) cluster.Node {
+		return cluster.Node{Name: name, Roles: roles, IPs: []string{"10.0.0.1"}}
+	}
+	kubeadmDefault := cluster.KubeadmDefault(cluster.Host{Name: "cp1", IPs: []string{"10.0.0.10"}})
+	threeCP := cluster.KubeadmDefault(cluster.Host{Name: "cp1", IPs: []string{"10.0.0.10"}})
+	threeCP.Nodes = []cluster.Node{node("cp1", cluster.RoleControlPlane), node("cp2", cluster.RoleControlPlane), node("cp3", cluster.RoleControlPlane)}
+	tests := []struct {
+		name     string
+		c        *cluster.Cluster
+		profile  catalog.Profile
+		comp     Component
+		wantNode string
+		wantErr  string
+	}{
+		{"kubeadm default kubelet", kubeadmDefault, catalog.Kubeadm, Kubelet, "cp1", ""},
+		{"kubeadm default apiserver", kubeadmDefault, catalog.Kubeadm, KubeAPIServer, "cp1", ""},
+		{"hard way kubelet: first worker", cluster.Default(), catalog.Hardway, Kubelet, "node-0", ""},
+		{"hard way etcd: first control plane", cluster.Default(), catalog.Hardway, Etcd, "server", ""},
+		{"three control planes, kubelet", threeCP, catalog.Kubeadm, Kubelet, "", "no worker node to run kubelet on by default; pass --node (one of cp1, cp2, cp3)"},
+		{"one node without the role", kubeadmDefault, catalog.Hardway, Kubelet, "", "kubelet does not run on node cp1 in the hardway layout"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pl, err := catalog.New(tc.c, tc.profile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := For(tc.c, pl, tc.comp, "", Options{})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w.Node != tc.wantNode {
+				t.Errorf("node %s, want %s", w.Node, tc.wantNode)
+			}
+		})
+	}
+}
