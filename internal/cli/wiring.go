@@ -37,6 +37,13 @@ Output formats:
   config  the component's config file only (kubelet, kube-proxy)
   yaml    flags, config path and config together; json likewise
 
+--node defaults to the spec's only node (kubeadm's default: one control
+plane that also runs the kubelet); with several nodes, to the first
+control-plane node, or the first worker for kubelet and kube-proxy.
+
+With an external etcd (etcd.external in the spec), kube-apiserver gets its
+endpoints and the files the spec names, and etcd itself is not wired.
+
 --root DIR prefixes every path, for a node tree written by
 'kubepki bundle --out DIR' (DIR/<node>).`,
 		Example: `  kubepki wiring kube-apiserver --dir ./pki
@@ -83,7 +90,7 @@ Output formats:
 		},
 	}
 	f.add(cmd, false)
-	cmd.Flags().StringVar(&node, "node", "", "node the component runs on (default: the first control-plane node, or first worker for kubelet and kube-proxy)")
+	cmd.Flags().StringVar(&node, "node", "", "node the component runs on (default: the spec's only node; else the first control-plane node, or first worker for kubelet and kube-proxy)")
 	cmd.Flags().StringVar(&root, "root", "", "prefix every path with this directory")
 	cmd.Flags().StringVarP(&output, "output", "o", "flags", "output format: flags, config, yaml or json")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"flags", "config", "yaml", "json"}, cobra.ShellCompDirectiveNoFileComp))

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/duration"
 
 	"kubepki.dev/kubepki/internal/catalog"
+	kpduration "kubepki.dev/kubepki/internal/duration"
 	"kubepki.dev/kubepki/internal/pki"
 	"kubepki.dev/kubepki/internal/resolve"
 	"kubepki.dev/kubepki/internal/store"
@@ -421,45 +422,18 @@ func WriteTable(w io.Writer, r Report) error {
 	return nil
 }
 
-// ParseWarnWithin parses a warning window: a Go duration ("720h", "90m"),
-// a number of days ("30d"), or days followed by a Go duration ("1d12h").
-// "0" turns the warning off; negative windows are an error.
+// ParseWarnWithin parses a warning window with the parser every kubepki
+// duration goes through (internal/duration): a Go duration ("720h",
+// "90m"), a number of days ("30d"), or days followed by a Go duration
+// ("1d12h"); spaces around it are ignored. "0" turns the warning off;
+// negative windows are an error.
 func ParseWarnWithin(s string) (time.Duration, error) {
-	bad := func(why string) (time.Duration, error) {
-		return 0, fmt.Errorf("invalid duration %q: %s", s, why)
-	}
-	const want = "want a Go duration (720h) or days (30d)"
-	in := strings.TrimSpace(s)
-	var days time.Duration
-	if i := strings.IndexByte(in, 'd'); i >= 0 {
-		n, err := strconv.ParseUint(in[:i], 10, 32)
-		if err != nil {
-			return bad(want)
-		}
-		if n > maxWarnDays {
-			return bad(fmt.Sprintf("more than %d days", maxWarnDays))
-		}
-		days, in = time.Duration(n)*24*time.Hour, in[i+1:]
-		if in == "" {
-			return days, nil
-		}
-	}
-	if strings.HasPrefix(in, "-") {
-		return bad("must not be negative")
-	}
-	if strings.HasPrefix(in, "+") && days > 0 {
-		return bad(want)
-	}
-	d, err := time.ParseDuration(in)
+	d, err := kpduration.Parse(strings.TrimSpace(s))
 	if err != nil {
-		return bad(want)
+		return 0, err
 	}
-	if d > time.Duration(1<<63-1)-days {
-		return bad("too long")
+	if d < 0 {
+		return 0, fmt.Errorf("invalid duration %q: must not be negative", s)
 	}
-	return days + d, nil
+	return d, nil
 }
-
-// maxWarnDays bounds the days of a warning window, well inside the range
-// of time.Duration (about 292 years).
-const maxWarnDays = 36500

@@ -571,16 +571,19 @@ func TestParseWarnWithin(t *testing.T) {
 		{"1d12h", 36 * time.Hour, ""},
 		{" 7d ", 7 * expDay, ""},
 		{"36500d", 36500 * expDay, ""},
-		{"36501d", 0, "more than"},
-		{"-1h", 0, "negative"},
-		{"1d-1h", 0, "negative"},
-		{"-3d", 0, "want a Go duration"},
-		{"d", 0, "want a Go duration"},
-		{"1.5d", 0, "want a Go duration"},
-		{"30", 0, "want a Go duration"},
+		{"36501d", 36501 * expDay, ""}, // no cap below time.Duration's range
+		{"+2d", 2 * expDay, ""},
+		{"99999999999999d", 0, "out of range"},
+		{"-1h", 0, "must not be negative"},
+		{"-3d", 0, "must not be negative"},
+		{"1d-1h", 0, "a sign only goes first"},
+		{"1d+1h", 0, "a sign only goes first"},
+		{"d", 0, "whole number"},
+		{"1.5d", 0, "whole number"},
+		{"1dx", 0, `"x" after the days`},
+		{"30", 0, "want a Go duration (8760h) or days (365d)"},
 		{"", 0, "want a Go duration"},
 		{"tomorrow", 0, "want a Go duration"},
-		{"1d+1h", 0, "want a Go duration"},
 	} {
 		got, err := ParseWarnWithin(tc.in)
 		if tc.err != "" {

@@ -58,7 +58,7 @@ func (w *wirer) apiServer() error {
 	w.flag("enable-admission-plugins", "NodeRestriction")
 	w.flag("service-cluster-ip-range", w.c.ServiceCIDR)
 	w.flag("service-account-issuer", "https://kubernetes.default.svc."+w.c.DNSDomain)
-	w.flag("etcd-servers", url("127.0.0.1", EtcdClientPort))
+	w.flag("etcd-servers", w.etcdServers())
 	if isLoopback(ip) {
 		// kube-apiserver refuses to publish a loopback address as the
 		// kubernetes Service endpoint; a one-host cluster turns that off.
@@ -68,9 +68,7 @@ func (w *wirer) apiServer() error {
 		w.flag("client-ca-file", w.file(cert, "ca"))
 		w.flag("tls-cert-file", w.file(cert, "kube-api-server"))
 		w.flag("tls-private-key-file", w.file(key, "kube-api-server"))
-		w.flag("etcd-cafile", w.file(cert, "ca"))
-		w.flag("etcd-certfile", w.file(cert, "kube-api-server"))
-		w.flag("etcd-keyfile", w.file(key, "kube-api-server"))
+		w.etcdClient("ca", "kube-api-server")
 		w.flag("kubelet-certificate-authority", w.file(cert, "ca"))
 		w.flag("kubelet-client-certificate", w.file(cert, "kube-api-server"))
 		w.flag("kubelet-client-key", w.file(key, "kube-api-server"))
@@ -82,9 +80,7 @@ func (w *wirer) apiServer() error {
 	w.flag("client-ca-file", w.file(cert, "ca"))
 	w.flag("tls-cert-file", w.file(cert, "apiserver"))
 	w.flag("tls-private-key-file", w.file(key, "apiserver"))
-	w.flag("etcd-cafile", w.file(cert, w.ca("etcd-ca")))
-	w.flag("etcd-certfile", w.file(cert, "apiserver-etcd-client"))
-	w.flag("etcd-keyfile", w.file(key, "apiserver-etcd-client"))
+	w.etcdClient(w.ca("etcd-ca"), "apiserver-etcd-client")
 	w.flag("kubelet-client-certificate", w.file(cert, "apiserver-kubelet-client"))
 	w.flag("kubelet-client-key", w.file(key, "apiserver-kubelet-client"))
 	w.flag("service-account-key-file", w.file(pub, "sa"))
@@ -97,6 +93,36 @@ func (w *wirer) apiServer() error {
 	w.flag("requestheader-group-headers", "X-Remote-Group")
 	w.flag("requestheader-extra-headers-prefix", "X-Remote-Extra-")
 	return w.err
+}
+
+// etcdServers is where kube-apiserver finds etcd: the local member on
+// 127.0.0.1, or every endpoint of an external etcd (kubeadm's
+// etcd.external.endpoints), comma-separated as --etcd-servers takes them.
+func (w *wirer) etcdServers() string {
+	if x := w.c.Etcd.External; x != nil {
+		return strings.Join(x.Endpoints, ",")
+	}
+	return url("127.0.0.1", EtcdClientPort)
+}
+
+// etcdClient sets the CA, certificate and key kube-apiserver dials etcd
+// with: the layout's own (ca, a client cert) for a local etcd. An external
+// etcd is certified outside this PKI, so its files are the ones the spec
+// names, as given (not under --root: no bundle installs them), and a file
+// the spec leaves out is not set, as kubeadm writes its manifest.
+func (w *wirer) etcdClient(ca, client string) {
+	x := w.c.Etcd.External
+	if x == nil {
+		w.flag("etcd-cafile", w.file(cert, ca))
+		w.flag("etcd-certfile", w.file(cert, client))
+		w.flag("etcd-keyfile", w.file(key, client))
+		return
+	}
+	for _, f := range []struct{ name, path string }{{"etcd-cafile", x.CAFile}, {"etcd-certfile", x.CertFile}, {"etcd-keyfile", x.KeyFile}} {
+		if f.path != "" {
+			w.flag(f.name, f.path)
+		}
+	}
 }
 
 // controllerManager signs the Certificates API's kubernetes.io/* signers

@@ -61,12 +61,16 @@ type Options struct {
 	ExternalCA bool
 }
 
-// For returns the wiring of a component on a node ("" picks the first
-// control-plane node for control-plane components, the first worker for
-// kubelet and kube-proxy).
+// For returns the wiring of a component on a node. node "" picks the
+// spec's only node when it has one (kubeadm's default: one control plane
+// that also runs the kubelet), else the first control-plane node for
+// control-plane components and the first worker for kubelet and kube-proxy.
 func For(c *cluster.Cluster, plan *catalog.Plan, comp Component, node string, opts Options) (*Wiring, error) {
 	if !slices.Contains(Components(), comp) {
 		return nil, fmt.Errorf("unknown component %q (want one of %s)", comp, joinComponents())
+	}
+	if x := c.Etcd.External; comp == Etcd && x != nil {
+		return nil, fmt.Errorf("etcd is external (etcd.external in the spec: %s): kubepki does not wire it; kube-apiserver's --etcd-* flags point at it", strings.Join(x.Endpoints, ","))
 	}
 	n, err := pickNode(c, comp, node)
 	if err != nil {
@@ -117,12 +121,22 @@ func pickNode(c *cluster.Cluster, comp Component, name string) (cluster.Node, er
 		}
 		return cluster.Node{}, fmt.Errorf("no node %q in the spec", name)
 	}
-	candidates := c.ControlPlanes()
+	switch len(c.Nodes) {
+	case 0:
+		return cluster.Node{}, fmt.Errorf("the spec has no nodes")
+	case 1:
+		return c.Nodes[0], nil
+	}
+	role, candidates := cluster.RoleControlPlane, c.ControlPlanes()
 	if comp == Kubelet || comp == KubeProxy {
-		candidates = c.Workers()
+		role, candidates = cluster.RoleWorker, c.Workers()
 	}
 	if len(candidates) == 0 {
-		return cluster.Node{}, fmt.Errorf("no node runs %s; pass --node", comp)
+		names := make([]string, len(c.Nodes))
+		for i, n := range c.Nodes {
+			names[i] = n.Name
+		}
+		return cluster.Node{}, fmt.Errorf("no %s node to run %s on by default; pass --node (one of %s)", role, comp, strings.Join(names, ", "))
 	}
 	return candidates[0], nil
 }

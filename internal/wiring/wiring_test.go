@@ -124,3 +124,98 @@ func TestClusterDNS(t *testing.T) {
 		t.Error("a /29 has no tenth address")
 	}
 }
+
+// TestExternalEtcd: with etcd.external, kube-apiserver dials every endpoint
+// with the files the spec names (kubeadm's catalog then has no etcd CA and
+// no apiserver-etcd-client), and etcd itself is not wired.
+func TestExternalEtcd(t *testing.T) {
+	full := &cluster.ExternalEtcd{
+		Endpoints: []string{"https://10.0.0.21:2379", "https://10.0.0.22:2379"},
+		CAFile:    "/etc/etcd/ca.pem", CertFile: "/etc/etcd/client.pem", KeyFile: "/etc/etcd/client-key.pem",
+	}
+	tests := []struct {
+		name    string
+		profile catalog.Profile
+		x       *cluster.ExternalEtcd
+		want    []string
+	}{
+		{"kubeadm", catalog.Kubeadm, full, []string{"--etcd-servers=https://10.0.0.21:2379,https://10.0.0.22:2379", "--etcd-cafile=/etc/etcd/ca.pem", "--etcd-certfile=/etc/etcd/client.pem", "--etcd-keyfile=/etc/etcd/client-key.pem"}},
+		{"hardway", catalog.Hardway, full, []string{"--etcd-servers=https://10.0.0.21:2379,https://10.0.0.22:2379", "--etcd-cafile=/etc/etcd/ca.pem", "--etcd-certfile=/etc/etcd/client.pem", "--etcd-keyfile=/etc/etcd/client-key.pem"}},
+		{"endpoint only", catalog.Kubeadm, &cluster.ExternalEtcd{Endpoints: []string{"http://127.0.0.1:2379"}}, []string{"--etcd-servers=http://127.0.0.1:2379"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := cluster.Default()
+			c.Etcd.External = tc.x
+			pl, err := catalog.New(c, tc.profile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := For(c, pl, KubeAPIServer, "", Options{Root: "/srv/n"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, f := range w.Flags {
+				if strings.HasPrefix(f, "--etcd-") {
+					got = append(got, f)
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("etcd flags:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			}
+			if _, err := For(c, pl, Etcd, "", Options{}); err == nil || !strings.Contains(err.Error(), "etcd is external") || !strings.Contains(err.Error(), tc.x.Endpoints[0]) {
+				t.Errorf("wiring etcd with an external etcd: err = %v", err)
+			}
+		})
+	}
+}
+
+// TestDefaultNode: with no --node, a spec of one node (kubeadm's default,
+// a lone control plane) wires every component there, kubelet included; a
+// larger spec picks by role as before, and when no node has the role the
+// error names the nodes to choose from.
+func TestDefaultNode(t *testing.T) {
+	node := func(name string, roles ...cluster.Role) cluster.Node {
+		return cluster.Node{Name: name, Roles: roles, IPs: []string{"10.0.0.1"}}
+	}
+	kubeadmDefault := cluster.KubeadmDefault(cluster.Host{Name: "cp1", IPs: []string{"10.0.0.10"}})
+	threeCP := cluster.KubeadmDefault(cluster.Host{Name: "cp1", IPs: []string{"10.0.0.10"}})
+	threeCP.Nodes = []cluster.Node{node("cp1", cluster.RoleControlPlane), node("cp2", cluster.RoleControlPlane), node("cp3", cluster.RoleControlPlane)}
+	tests := []struct {
+		name     string
+		c        *cluster.Cluster
+		profile  catalog.Profile
+		comp     Component
+		wantNode string
+		wantErr  string
+	}{
+		{"kubeadm default kubelet", kubeadmDefault, catalog.Kubeadm, Kubelet, "cp1", ""},
+		{"kubeadm default apiserver", kubeadmDefault, catalog.Kubeadm, KubeAPIServer, "cp1", ""},
+		{"hard way kubelet: first worker", cluster.Default(), catalog.Hardway, Kubelet, "node-0", ""},
+		{"hard way etcd: first control plane", cluster.Default(), catalog.Hardway, Etcd, "server", ""},
+		{"three control planes, kubelet", threeCP, catalog.Kubeadm, Kubelet, "", "no worker node to run kubelet on by default; pass --node (one of cp1, cp2, cp3)"},
+		{"one node without the role", kubeadmDefault, catalog.Hardway, Kubelet, "", "kubelet does not run on node cp1 in the hardway layout"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pl, err := catalog.New(tc.c, tc.profile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := For(tc.c, pl, tc.comp, "", Options{})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w.Node != tc.wantNode {
+				t.Errorf("node %s, want %s", w.Node, tc.wantNode)
+			}
+		})
+	}
+}
