@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 
+	"kubepki.dev/kubepki/internal/kubeconfig"
 	"kubepki.dev/kubepki/internal/store"
 )
 
@@ -15,6 +16,10 @@ func forWrite(e *env, st store.Store) (release func(), err error) {
 	if err != nil {
 		return nil, err
 	}
+	if st, err = withReferenced(st); err != nil {
+		release()
+		return nil, err
+	}
 	rec, err := st.Recover()
 	for _, l := range rec.Lines() {
 		fmt.Fprintf(e.stderr, "%s\n", l)
@@ -24,6 +29,23 @@ func forWrite(e *env, st store.Store) (release func(), err error) {
 		return nil, err
 	}
 	return release, nil
+}
+
+// withReferenced is st with the files its kubeconfigs refer to
+// (kubeconfig.ReferencedFiles), which recovery may then finish writing:
+// a renewal writes a referenced client-certificate where it is, and the
+// kubelet's rotated pair beside kubelet-client-current.pem.
+func withReferenced(st store.Store) (store.Store, error) {
+	kc := st.KubeconfigDir
+	if kc == "" {
+		kc = st.Dir
+	}
+	ref, err := kubeconfig.ReferencedFiles(kc)
+	if err != nil {
+		return st, err
+	}
+	st.Referenced = ref
+	return st, nil
 }
 
 // forRead locks the PKI directory (shared) for a command that reads it.
@@ -44,7 +66,11 @@ func forRead(e *env, st store.Store) (release func(), leftovers []string, err er
 	if unfinished, _ := st.Unfinished(); len(unfinished) > 0 {
 		release()
 		if excl, err := st.Lock(true); err == nil {
-			rec, ferr := st.FinishJournals()
+			rst, ferr := withReferenced(st)
+			var rec store.Recovery
+			if ferr == nil {
+				rec, ferr = rst.FinishJournals()
+			}
 			for _, l := range rec.Lines() {
 				fmt.Fprintf(e.stderr, "%s\n", l)
 			}
