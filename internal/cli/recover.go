@@ -59,6 +59,12 @@ func forRead(e *env, st store.Store) (release func(), leftovers []string, err er
 	if err != nil {
 		return nil, nil, err
 	}
+	// With the referenced files known, a killed renewal's temporary
+	// files beside them are leftovers too; a kubeconfig directory that
+	// cannot be listed only leaves them out.
+	if rst, err := withReferenced(st); err == nil {
+		st = rst
+	}
 	if leftovers, err = st.Leftovers(); err != nil {
 		release()
 		return nil, nil, err
@@ -66,11 +72,7 @@ func forRead(e *env, st store.Store) (release func(), leftovers []string, err er
 	if unfinished, _ := st.Unfinished(); len(unfinished) > 0 {
 		release()
 		if excl, err := st.Lock(true); err == nil {
-			rst, ferr := withReferenced(st)
-			var rec store.Recovery
-			if ferr == nil {
-				rec, ferr = rst.FinishJournals()
-			}
+			rec, ferr := st.FinishJournals()
 			for _, l := range rec.Lines() {
 				fmt.Fprintf(e.stderr, "%s\n", l)
 			}
