@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 
+	"kubepki.dev/kubepki/internal/kubeconfig"
 	"kubepki.dev/kubepki/internal/store"
 )
 
@@ -13,6 +14,10 @@ import (
 func forWrite(e *env, st store.Store) (release func(), err error) {
 	release, err = st.Lock(true)
 	if err != nil {
+		return nil, err
+	}
+	if st, err = withReferenced(st); err != nil {
+		release()
 		return nil, err
 	}
 	rec, err := st.Recover()
@@ -26,6 +31,23 @@ func forWrite(e *env, st store.Store) (release func(), err error) {
 	return release, nil
 }
 
+// withReferenced is st with the files its kubeconfigs refer to
+// (kubeconfig.ReferencedFiles), which recovery may then finish writing:
+// a renewal writes a referenced client-certificate where it is, and the
+// kubelet's rotated pair beside kubelet-client-current.pem.
+func withReferenced(st store.Store) (store.Store, error) {
+	kc := st.KubeconfigDir
+	if kc == "" {
+		kc = st.Dir
+	}
+	ref, err := kubeconfig.ReferencedFiles(kc)
+	if err != nil {
+		return st, err
+	}
+	st.Referenced = ref
+	return st, nil
+}
+
 // forRead locks the PKI directory (shared) for a command that reads it.
 // An unfinished commit is finished first, so the command reads one side of
 // it and never half (a new certificate beside an old key); when it cannot
@@ -36,6 +58,12 @@ func forRead(e *env, st store.Store) (release func(), leftovers []string, err er
 	release, err = st.Lock(false)
 	if err != nil {
 		return nil, nil, err
+	}
+	// With the referenced files known, a killed renewal's temporary
+	// files beside them are leftovers too; a kubeconfig directory that
+	// cannot be listed only leaves them out.
+	if rst, err := withReferenced(st); err == nil {
+		st = rst
 	}
 	if leftovers, err = st.Leftovers(); err != nil {
 		release()

@@ -133,10 +133,11 @@ func (s Store) journals() ([]string, error) {
 }
 
 // checkJournal refuses a journal that names files kubepki does not manage:
-// targets must lie in Dir or directly in KubeconfigDir, staged files beside
-// their targets with kubepki's temporary name, backups inside the
-// journal's directory. A journal is a file in the PKI directory; it must
-// not become a way to overwrite anything else.
+// targets must lie in Dir, directly in KubeconfigDir, or be files the
+// kubeconfigs refer to (Referenced); staged files beside their targets
+// with kubepki's temporary name, backups inside the journal's directory.
+// A journal is a file in the PKI directory; it must not become a way to
+// overwrite anything else.
 func (s Store) checkJournal(path string, j *journal) error {
 	dir, err := filepath.Abs(s.Dir)
 	if err != nil {
@@ -152,11 +153,11 @@ func (s Store) checkJournal(path string, j *journal) error {
 	for _, e := range j.Files {
 		p := filepath.Clean(e.Path)
 		ok := p == e.Path && filepath.IsAbs(p) &&
-			(strings.HasPrefix(p, dir+string(filepath.Separator)) || filepath.Dir(p) == kcDir) &&
+			(strings.HasPrefix(p, dir+string(filepath.Separator)) || filepath.Dir(p) == kcDir || s.Referenced.Holds(p)) &&
 			filepath.Dir(e.Staged) == filepath.Dir(p) && isTempOf(filepath.Base(e.Staged), filepath.Base(p)) &&
 			(e.Backup == "" || filepath.IsLocal(e.Backup))
 		if !ok {
-			return fmt.Errorf("%s lists %s, which is not a file of %s or %s; inspect it by hand", path, e.Path, dir, kcDir)
+			return fmt.Errorf("%s lists %s, which is not a file of %s or %s nor one their kubeconfigs refer to; inspect it by hand", path, e.Path, dir, kcDir)
 		}
 	}
 	return nil
@@ -293,8 +294,9 @@ func (s Store) sweep(discarded []string) ([]string, []string, error) {
 }
 
 // tempFiles lists kubepki temporary files: anywhere under Dir (backups
-// included), and directly in KubeconfigDir. Only regular files with
-// kubepki's temporary name count.
+// included), directly in KubeconfigDir, and beside the Referenced files
+// (of those files only). Only regular files with kubepki's temporary name
+// count, and beside the Referenced files the links StageSymlink stages.
 func (s Store) tempFiles() ([]string, error) {
 	var out []string
 	err := filepath.WalkDir(s.Dir, func(p string, d fs.DirEntry, err error) error {
@@ -323,7 +325,24 @@ func (s Store) tempFiles() ([]string, error) {
 			}
 		}
 	}
-	return out, nil
+	kc := s.KubeconfigDir
+	if kc == "" {
+		kc = s.Dir
+	}
+	ref, err := s.referencedTemps(func(dir string) bool {
+		return within(dir, s.Dir) || sameDir(dir, kc)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return append(out, ref...), nil
+}
+
+// sameDir reports whether two paths name the same directory path.
+func sameDir(a, b string) bool {
+	a, errA := filepath.Abs(a)
+	b, errB := filepath.Abs(b)
+	return errA == nil && errB == nil && a == b
 }
 
 // within reports whether path is dir or inside it.

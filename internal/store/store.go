@@ -21,6 +21,10 @@ type Store struct {
 	// KubeconfigDir holds the kubeconfigs: Dir itself in the hard-way
 	// layout, its parent (/etc/kubernetes) in kubeadm's.
 	KubeconfigDir string
+	// Referenced are the files outside Dir and KubeconfigDir that the
+	// kubeconfigs refer to, which recovery may finish writing; the
+	// caller sets it (kubeconfig.ReferencedFiles) before Recover.
+	Referenced Referenced
 	// Keys says which key files ReadKey and ReadCA accept, and whether
 	// certificates may be read through symbolic links.
 	Keys KeyPolicy
