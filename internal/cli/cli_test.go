@@ -85,7 +85,7 @@ func privateKeyIn(data []byte) string {
 // refuses, and with which exit code.
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
-		Dir: "testdata/script",
+		Dir:   "testdata/script",
 		Setup: auditSetup,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"contains": tsContains,
