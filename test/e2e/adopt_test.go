@@ -225,14 +225,8 @@ func TestAdoptHardWayDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The tutorial's commands, with 2048-bit keys to be quick.
-	openssltest.Run(t, dir, "genrsa", "-out", "ca.key", "2048")
-	openssltest.Run(t, dir, "req", "-x509", "-new", "-sha512", "-noenc", "-key", "ca.key", "-days", "3653", "-config", conf, "-out", "ca.crt")
-	certs := []string{"admin", "node-0", "node-1", "kube-proxy", "kube-scheduler", "kube-controller-manager", "kube-api-server", "service-accounts"}
-	for _, c := range certs {
-		openssltest.Run(t, dir, "genrsa", "-out", c+".key", "2048")
-		openssltest.Run(t, dir, "req", "-new", "-key", c+".key", "-sha256", "-config", conf, "-section", c, "-out", c+".csr")
-		openssltest.Run(t, dir, "x509", "-req", "-days", "3653", "-in", c+".csr", "-copy_extensions", "copyall", "-sha256",
-			"-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", c+".crt")
+	openssltest.HardWay(t, dir, conf, 2048, hardWayCerts...)
+	for _, c := range hardWayCerts {
 		if err := os.Remove(filepath.Join(dir, c+".csr")); err != nil {
 			t.Fatal(err)
 		}
