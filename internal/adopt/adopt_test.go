@@ -332,14 +332,7 @@ func TestInferTutorialCertificates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	openssltest.Run(t, dir, "genrsa", "-out", "ca.key", "2048")
-	openssltest.Run(t, dir, "req", "-x509", "-new", "-sha512", "-noenc", "-key", "ca.key", "-days", "3653", "-config", conf, "-out", "ca.crt")
-	for _, c := range []string{"admin", "node-0", "node-1", "kube-proxy", "kube-scheduler", "kube-controller-manager", "kube-api-server", "service-accounts"} {
-		openssltest.Run(t, dir, "genrsa", "-out", c+".key", "2048")
-		openssltest.Run(t, dir, "req", "-new", "-key", c+".key", "-sha256", "-config", conf, "-section", c, "-out", c+".csr")
-		openssltest.Run(t, dir, "x509", "-req", "-days", "3653", "-in", c+".csr", "-copy_extensions", "copyall", "-sha256",
-			"-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", c+".crt")
-	}
+	openssltest.HardWay(t, dir, conf, 2048, "admin", "node-0", "node-1", "kube-proxy", "kube-scheduler", "kube-controller-manager", "kube-api-server", "service-accounts")
 	r, err := Infer(dir, "")
 	if err != nil {
 		t.Fatal(err)

@@ -40,26 +40,23 @@ func (r *reader) cert(stem string) (*x509.Certificate, error) {
 // stems lists the certificate stems in a subdirectory of the PKI ("" for
 // the directory itself), sorted.
 func (r *reader) stems(sub string) ([]string, error) {
-	entries, err := os.ReadDir(filepath.Join(r.st.Dir, sub))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+	names, err := regularFiles(filepath.Join(r.st.Dir, sub), ".crt")
+	for i, name := range names {
+		names[i] = filepath.ToSlash(filepath.Join(sub, strings.TrimSuffix(name, ".crt")))
 	}
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, e := range entries {
-		if name, ok := strings.CutSuffix(e.Name(), ".crt"); ok && e.Type().IsRegular() {
-			out = append(out, filepath.ToSlash(filepath.Join(sub, name)))
-		}
-	}
-	return out, nil
+	return names, err
 }
 
-// kubeconfigFiles lists the kubeconfig directory's files with one of the
-// suffixes, sorted.
+// kubeconfigFiles lists the kubeconfig directory's files with the suffix,
+// sorted.
 func (r *reader) kubeconfigFiles(suffix string) ([]string, error) {
-	entries, err := os.ReadDir(r.st.KubeconfigPath("."))
+	return regularFiles(r.st.KubeconfigPath("."), suffix)
+}
+
+// regularFiles lists the names of dir's regular files that end in suffix,
+// sorted; none if dir does not exist.
+func regularFiles(dir, suffix string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

@@ -2,7 +2,6 @@ package cli_test
 
 import (
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -40,25 +39,6 @@ func TestScriptsAPIServer(t *testing.T) {
 			"exitcode": tsExitcode,
 		},
 	})
-}
-
-// auditSetup fails the script if any kubepki run printed a private key, as
-// TestScripts does.
-func auditSetup(env *testscript.Env) error {
-	dir, err := os.MkdirTemp("", "kubepki-audit-")
-	if err != nil {
-		return err
-	}
-	audit := filepath.Join(dir, "audit")
-	env.Setenv(auditEnv, audit)
-	env.Defer(func() {
-		data, err := os.ReadFile(audit)
-		os.RemoveAll(dir)
-		if err == nil && len(data) > 0 {
-			env.T().Fatal("private key material in kubepki's output:\n" + string(data))
-		}
-	})
-	return nil
 }
 
 // startAPIServer starts etcd and kube-apiserver with a PKI made here (one

@@ -85,23 +85,8 @@ func privateKeyIn(data []byte) string {
 // refuses, and with which exit code.
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
-		Dir: "testdata/script",
-		Setup: func(env *testscript.Env) error {
-			dir, err := os.MkdirTemp("", "kubepki-audit-")
-			if err != nil {
-				return err
-			}
-			audit := filepath.Join(dir, "audit")
-			env.Setenv(auditEnv, audit)
-			env.Defer(func() {
-				data, err := os.ReadFile(audit)
-				os.RemoveAll(dir)
-				if err == nil && len(data) > 0 {
-					env.T().Fatal("private key material in kubepki's output:\n" + string(data))
-				}
-			})
-			return nil
-		},
+		Dir:   "testdata/script",
+		Setup: auditSetup,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"contains": tsContains,
 			"exitcode": tsExitcode,
@@ -109,6 +94,24 @@ func TestScripts(t *testing.T) {
 			"nowhere":  tsNowhere,
 		},
 	})
+}
+
+// auditSetup fails the script if any kubepki run printed a private key.
+func auditSetup(env *testscript.Env) error {
+	dir, err := os.MkdirTemp("", "kubepki-audit-")
+	if err != nil {
+		return err
+	}
+	audit := filepath.Join(dir, "audit")
+	env.Setenv(auditEnv, audit)
+	env.Defer(func() {
+		data, err := os.ReadFile(audit)
+		os.RemoveAll(dir)
+		if err == nil && len(data) > 0 {
+			env.T().Fatal("private key material in kubepki's output:\n" + string(data))
+		}
+	})
+	return nil
 }
 
 // exitcode N PROG ARGS... runs PROG and fails unless it exits with status N.

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -47,4 +48,22 @@ func Try(t testing.TB, dir string, args ...string) (stdout, stderr string, err e
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err = cmd.Run()
 	return o.String(), e.String(), err
+}
+
+// HardWay runs the openssl commands of "Kubernetes the Hard Way"
+// (docs/04-certificate-authority.md) in dir with conf as -config: a CA
+// (ca.key, ca.crt) and, for each of certs (a section of conf), name.key,
+// name.csr and name.crt signed by that CA, leaving ca.srl. Keys are RSA of
+// bits bits: the tutorial's 4096, or 2048 to be quick.
+func HardWay(t testing.TB, dir, conf string, bits int, certs ...string) {
+	t.Helper()
+	size := strconv.Itoa(bits)
+	Run(t, dir, "genrsa", "-out", "ca.key", size)
+	Run(t, dir, "req", "-x509", "-new", "-sha512", "-noenc", "-key", "ca.key", "-days", "3653", "-config", conf, "-out", "ca.crt")
+	for _, c := range certs {
+		Run(t, dir, "genrsa", "-out", c+".key", size)
+		Run(t, dir, "req", "-new", "-key", c+".key", "-sha256", "-config", conf, "-section", c, "-out", c+".csr")
+		Run(t, dir, "x509", "-req", "-days", "3653", "-in", c+".csr", "-copy_extensions", "copyall", "-sha256",
+			"-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", c+".crt")
+	}
 }

@@ -39,10 +39,14 @@ type KubeadmNodeConfig struct {
 	// refuses a loopback address here, so the default is 192.168.10.100;
 	// the servers the fixture starts still listen on 127.0.0.1 only.
 	AdvertiseAddress string
+	// ClusterName is the ClusterConfiguration's clusterName. Default
+	// "kubernetes".
+	ClusterName string
 	// ClusterConfiguration is extra YAML merged into kubeadm's
 	// ClusterConfiguration (v1beta4) document, e.g.
 	// "networking:\n  serviceSubnet: 10.100.0.0/16\n". It must not set
-	// certificatesDir, which the fixture owns.
+	// kubernetesVersion, clusterName or certificatesDir, which the fixture
+	// owns.
 	ClusterConfiguration string
 }
 
@@ -79,6 +83,9 @@ func NewKubeadmNode(t testing.TB, cfg KubeadmNodeConfig) *KubeadmNode {
 	}
 	if cfg.AdvertiseAddress == "" {
 		cfg.AdvertiseAddress = "192.168.10.100"
+	}
+	if cfg.ClusterName == "" {
+		cfg.ClusterName = "kubernetes"
 	}
 	n := newKubeadmNode(t, bins, cfg, t.TempDir())
 	n.MustKubeadm(t, "init", "phase", "certs", "all", "--config", n.Config)
@@ -121,7 +128,7 @@ nodeRegistration:
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: ClusterConfiguration
 kubernetesVersion: v1.37.2
-clusterName: kubernetes
+clusterName: ` + cfg.ClusterName + `
 certificatesDir: ` + certDir + "\n" + cfg.ClusterConfiguration
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -284,4 +285,26 @@ func Kubectl(t testing.TB, bins Binaries, kubeconfig string, args ...string) (st
 		return stdout.String(), fmt.Errorf("kubectl %s: %w\nstderr:\n%s", strings.Join(args, " "), err, stderr.String())
 	}
 	return stdout.String(), nil
+}
+
+// Whoami runs `kubectl auth whoami` with kubeconfig (and args, e.g.
+// --server) and returns the user and groups the API server sees.
+func Whoami(t testing.TB, bins Binaries, kubeconfig string, args ...string) (user string, groups []string, err error) {
+	t.Helper()
+	out, err := Kubectl(t, bins, kubeconfig, append(args, "auth", "whoami", "-o", "json")...)
+	if err != nil {
+		return "", nil, err
+	}
+	var review struct {
+		Status struct {
+			UserInfo struct {
+				Username string   `json:"username"`
+				Groups   []string `json:"groups"`
+			} `json:"userInfo"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(out), &review); err != nil {
+		return "", nil, fmt.Errorf("parse kubectl auth whoami output: %w\n%s", err, out)
+	}
+	return review.Status.UserInfo.Username, review.Status.UserInfo.Groups, nil
 }

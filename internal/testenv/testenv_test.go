@@ -87,24 +87,12 @@ func TestControlPlane(t *testing.T) {
 // checkWhoami asserts that kubeconfig authenticates as admin/system:masters.
 func checkWhoami(t *testing.T, bins Binaries, kubeconfig string) {
 	t.Helper()
-	out, err := Kubectl(t, bins, kubeconfig, "auth", "whoami", "-o", "json")
+	user, groups, err := Whoami(t, bins, kubeconfig)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var review struct {
-		Status struct {
-			UserInfo struct {
-				Username string   `json:"username"`
-				Groups   []string `json:"groups"`
-			} `json:"userInfo"`
-		} `json:"status"`
-	}
-	if err := json.Unmarshal([]byte(out), &review); err != nil {
-		t.Fatalf("parse kubectl auth whoami output: %v\n%s", err, out)
-	}
-	u := review.Status.UserInfo
-	if u.Username != "admin" || !slices.Contains(u.Groups, "system:masters") {
-		t.Fatalf("kubectl auth whoami = user %q groups %q, want admin in system:masters", u.Username, u.Groups)
+	if user != "admin" || !slices.Contains(groups, "system:masters") {
+		t.Fatalf("kubectl auth whoami = user %q groups %q, want admin in system:masters", user, groups)
 	}
 }
 

@@ -17,78 +17,35 @@ import (
 	"kubepki.dev/kubepki/internal/testenv"
 )
 
-// kubeadmNode runs the real kubeadm's `init phase certs all` and `init
-// phase kubeconfig all` with config (CERTDIR replaced) and returns the
-// node's /etc/kubernetes: root, with root/pki.
-func kubeadmNode(t *testing.T, kubeadm, config string) string {
-	t.Helper()
-	root := t.TempDir()
-	cfg := filepath.Join(root, "kubeadm.yaml")
-	if err := os.WriteFile(cfg, []byte(strings.Replace(config, "CERTDIR", filepath.Join(root, "pki"), 1)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, phase := range [][]string{
-		{"init", "phase", "certs", "all", "--config", cfg},
-		{"init", "phase", "kubeconfig", "all", "--config", cfg, "--kubeconfig-dir", root},
-	} {
-		if out, err := exec.Command(kubeadm, phase...).CombinedOutput(); err != nil {
-			t.Fatalf("kubeadm %s: %v\n%s", strings.Join(phase, " "), err, out)
-		}
-	}
-	if err := os.Remove(cfg); err != nil {
-		t.Fatal(err)
-	}
-	return root
-}
-
 // kubeadmDefaultish is kubeadm's defaults but for the node's name and
 // address, as on a first control-plane node.
-const kubeadmDefaultish = `apiVersion: kubeadm.k8s.io/v1beta4
-kind: InitConfiguration
-localAPIEndpoint:
-  advertiseAddress: 192.168.10.100
-  bindPort: 6443
-nodeRegistration:
-  name: cp1
----
-apiVersion: kubeadm.k8s.io/v1beta4
-kind: ClusterConfiguration
-certificatesDir: CERTDIR
-`
+var kubeadmDefaultish = testenv.KubeadmNodeConfig{NodeName: "cp1", AdvertiseAddress: "192.168.10.100"}
 
 // kubeadmCustom changes what a spec can say: the cluster name, endpoint,
 // service subnet, DNS domain, API server SANs and key algorithm.
-const kubeadmCustom = `apiVersion: kubeadm.k8s.io/v1beta4
-kind: InitConfiguration
-localAPIEndpoint:
-  advertiseAddress: 10.0.0.11
-  bindPort: 6443
-nodeRegistration:
-  name: cp-a
----
-apiVersion: kubeadm.k8s.io/v1beta4
-kind: ClusterConfiguration
-clusterName: prod
-controlPlaneEndpoint: api.corp.example:6443
-certificatesDir: CERTDIR
+var kubeadmCustom = testenv.KubeadmNodeConfig{
+	NodeName:         "cp-a",
+	AdvertiseAddress: "10.0.0.11",
+	ClusterName:      "prod",
+	ClusterConfiguration: `controlPlaneEndpoint: api.corp.example:6443
 encryptionAlgorithm: ECDSA-P256
 apiServer:
   certSANs: [api.internal.corp.example, 10.0.0.100]
 networking:
   serviceSubnet: 10.100.0.0/16
   dnsDomain: corp.example
-`
+`,
+}
 
 // TestAdoptKubeadmDirectory: on what the real kubeadm v1.37 writes, `config
 // from-dir` gives the spec kubeadm was given (as far as certificates say
 // it), that spec verifies clean, and so does every command with no
 // --config at all: nothing kubeadm makes is a finding.
 func TestAdoptKubeadmDirectory(t *testing.T) {
-	bins := testenv.Build(t)
 	bin := testenv.Kubepki(t)
 	tests := []struct {
 		name   string
-		config string
+		config testenv.KubeadmNodeConfig
 		want   []string // lines the inferred YAML has
 	}{
 		{"defaults", kubeadmDefaultish, []string{
@@ -103,8 +60,7 @@ func TestAdoptKubeadmDirectory(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			root := kubeadmNode(t, bins.Kubeadm, tc.config)
-			pkiDir := filepath.Join(root, "pki")
+			pkiDir := testenv.NewKubeadmNode(t, tc.config).PKIDir
 			spec := run(t, bin, "config", "from-dir", pkiDir)
 			lines := strings.Split(spec, "\n")
 			for _, w := range tc.want {
@@ -180,10 +136,9 @@ func snapshot(t *testing.T, root string) map[string]string {
 // changes nothing: admin.conf is not moved into kubeadm:cluster-admins,
 // which has no binding in such a cluster.
 func TestAdoptPreKubeadm129(t *testing.T) {
-	bins := testenv.Build(t)
 	bin := testenv.Kubepki(t)
-	root := kubeadmNode(t, bins.Kubeadm, kubeadmDefaultish)
-	pkiDir := filepath.Join(root, "pki")
+	node := testenv.NewKubeadmNode(t, kubeadmDefaultish)
+	root, pkiDir := node.Dir, node.PKIDir
 	st := store.Store{Dir: pkiDir, KubeconfigDir: root}
 	ca, err := st.ReadCA("ca")
 	if err != nil {
@@ -270,14 +225,8 @@ func TestAdoptHardWayDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The tutorial's commands, with 2048-bit keys to be quick.
-	openssltest.Run(t, dir, "genrsa", "-out", "ca.key", "2048")
-	openssltest.Run(t, dir, "req", "-x509", "-new", "-sha512", "-noenc", "-key", "ca.key", "-days", "3653", "-config", conf, "-out", "ca.crt")
-	certs := []string{"admin", "node-0", "node-1", "kube-proxy", "kube-scheduler", "kube-controller-manager", "kube-api-server", "service-accounts"}
-	for _, c := range certs {
-		openssltest.Run(t, dir, "genrsa", "-out", c+".key", "2048")
-		openssltest.Run(t, dir, "req", "-new", "-key", c+".key", "-sha256", "-config", conf, "-section", c, "-out", c+".csr")
-		openssltest.Run(t, dir, "x509", "-req", "-days", "3653", "-in", c+".csr", "-copy_extensions", "copyall", "-sha256",
-			"-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", c+".crt")
+	openssltest.HardWay(t, dir, conf, 2048, hardWayCerts...)
+	for _, c := range hardWayCerts {
 		if err := os.Remove(filepath.Join(dir, c+".csr")); err != nil {
 			t.Fatal(err)
 		}

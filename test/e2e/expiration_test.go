@@ -96,11 +96,10 @@ func runSplit(t *testing.T, name string, args ...string) (string, string, int) {
 //
 // kubeadm's check-expiration reads the kubeconfigs from /etc/kubernetes
 // whatever its flags say (cmd/kubeadm/app/cmd/certs.go passes
-// kubeadmconstants.KubernetesDir), so the PKI is laid out as
-// <root>/etc/kubernetes and kubeadm is run with --rootfs <root>, which
-// chroots and so needs root.
+// kubeadmconstants.KubernetesDir), so the PKI is a testenv.KubeadmNode,
+// laid out as <root>/etc/kubernetes, and kubeadm is run with --rootfs
+// <root> (KubeadmInRoot), which chroots and so needs root.
 func TestCheckExpirationMatchesKubeadm(t *testing.T) {
-	bins := testenv.Build(t)
 	if os.Geteuid() != 0 {
 		t.Skip("kubeadm check-expiration reads kubeconfigs only from /etc/kubernetes; its --rootfs (chroot) needs root")
 	}
@@ -127,33 +126,10 @@ func TestCheckExpirationMatchesKubeadm(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			root := t.TempDir()
-			kdir := filepath.Join(root, "etc", "kubernetes")
-			pkiDir := filepath.Join(kdir, "pki")
-			clusterConfig := "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: v1.37.2\n" + tc.cluster
 			// Nothing here listens; the address only goes into the
 			// apiserver certificate and the kubeconfigs.
-			gen := "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\n" +
-				"localAPIEndpoint:\n  advertiseAddress: 192.0.2.10\n  bindPort: 6443\n" +
-				"nodeRegistration:\n  name: node-0\n  criSocket: unix:///nonexistent.sock\n---\n" +
-				clusterConfig + "certificatesDir: " + pkiDir + "\n"
-			genPath := filepath.Join(t.TempDir(), "kubeadm.yaml")
-			if err := os.WriteFile(genPath, []byte(gen), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			// Inside the chroot: the same cluster, at /etc/kubernetes/pki.
-			check := clusterConfig + "certificatesDir: /etc/kubernetes/pki\n"
-			if err := os.WriteFile(filepath.Join(root, "check.yaml"), []byte(check), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			for _, args := range [][]string{
-				{"init", "phase", "certs", "all", "--config", genPath},
-				{"init", "phase", "kubeconfig", "all", "--config", genPath, "--kubeconfig-dir", kdir},
-			} {
-				if out, errs, code := runSplit(t, bins.Kubeadm, args...); code != 0 {
-					t.Fatalf("kubeadm %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errs)
-				}
-			}
+			node := testenv.NewKubeadmNode(t, testenv.KubeadmNodeConfig{NodeName: "node-0", AdvertiseAddress: "192.0.2.10", ClusterConfiguration: tc.cluster})
+			kdir, pkiDir := node.Dir, node.PKIDir
 			for _, f := range tc.remove {
 				if err := os.Remove(filepath.Join(kdir, f)); err != nil {
 					t.Fatal(err)
@@ -161,16 +137,12 @@ func TestCheckExpirationMatchesKubeadm(t *testing.T) {
 			}
 
 			kubeadm := func(extra ...string) string {
-				args := append([]string{"certs", "check-expiration", "--rootfs", root, "--config", "/check.yaml"}, extra...)
-				out, errs, code := runSplit(t, bins.Kubeadm, args...)
-				if code != 0 {
-					t.Fatalf("kubeadm %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errs)
-				}
+				out, _ := node.KubeadmInRoot(t, append([]string{"certs", "check-expiration"}, extra...)...)
 				return out
 			}
 			ours := func(extra ...string) string {
 				// The same kubeadm configuration as kubeadm's.
-				args := append([]string{"certs", "check-expiration", "--config", genPath, "--dir", pkiDir, "--kubeconfig-dir", kdir}, extra...)
+				args := append([]string{"certs", "check-expiration", "--config", node.Config, "--dir", pkiDir, "--kubeconfig-dir", kdir}, extra...)
 				out, errs, code := runSplit(t, bin, args...)
 				// kubelet.conf is node-0's, a node of the default spec; the
 				// other nodes' kubelet kubeconfigs live on those nodes, not

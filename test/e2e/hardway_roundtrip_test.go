@@ -44,14 +44,7 @@ func TestHardWayRoundTrip(t *testing.T) {
 	}
 
 	// docs/04-certificate-authority.md, verbatim.
-	openssltest.Run(t, dir, "genrsa", "-out", "ca.key", "4096")
-	openssltest.Run(t, dir, "req", "-x509", "-new", "-sha512", "-noenc", "-key", "ca.key", "-days", "3653", "-config", "ca.conf", "-out", "ca.crt")
-	for _, i := range hardWayCerts {
-		openssltest.Run(t, dir, "genrsa", "-out", i+".key", "4096")
-		openssltest.Run(t, dir, "req", "-new", "-key", i+".key", "-sha256", "-config", "ca.conf", "-section", i, "-out", i+".csr")
-		openssltest.Run(t, dir, "x509", "-req", "-days", "3653", "-in", i+".csr", "-copy_extensions", "copyall", "-sha256",
-			"-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", i+".crt")
-	}
+	openssltest.HardWay(t, dir, "ca.conf", 4096, hardWayCerts...)
 
 	spec := filepath.Join(t.TempDir(), "cluster.yaml")
 	out := run(t, bin, "config", "import-openssl", "--out", spec, filepath.Join(dir, "ca.conf"))

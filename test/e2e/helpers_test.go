@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -114,22 +113,11 @@ func writeKubeconfig(t *testing.T, server, caFile, certFile, keyFile string) str
 // whoami returns the user and groups the API server sees for a kubeconfig.
 func whoami(t *testing.T, bins testenv.Binaries, kubeconfig string) (string, []string) {
 	t.Helper()
-	out, err := testenv.Kubectl(t, bins, kubeconfig, "auth", "whoami", "-o", "json")
+	user, groups, err := testenv.Whoami(t, bins, kubeconfig)
 	if err != nil {
 		t.Fatalf("kubectl auth whoami: %v", err)
 	}
-	var review struct {
-		Status struct {
-			UserInfo struct {
-				Username string   `json:"username"`
-				Groups   []string `json:"groups"`
-			} `json:"userInfo"`
-		} `json:"status"`
-	}
-	if err := json.Unmarshal([]byte(out), &review); err != nil {
-		t.Fatalf("parse whoami: %v\n%s", err, out)
-	}
-	return review.Status.UserInfo.Username, review.Status.UserInfo.Groups
+	return user, groups
 }
 
 // assertIdentity checks the user and that every wanted group is present.

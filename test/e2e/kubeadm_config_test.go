@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -24,24 +23,17 @@ import (
 
 // kubeadmConfigs are kubeadm configurations that change what kubeadm's PKI
 // holds: every field kubepki maps that kubeadm's certs and kubeconfig phases
-// read. CERTDIR is kubeadm's directory; kubepki gets its own with --dir.
+// read. kubeadm writes a testenv.KubeadmNode; kubepki gets its own
+// directory with --cert-dir.
 var kubeadmConfigs = []struct {
-	name, config string
+	name   string
+	config testenv.KubeadmNodeConfig
 }{
-	{"v1beta4 everything", `apiVersion: kubeadm.k8s.io/v1beta4
-kind: InitConfiguration
-localAPIEndpoint:
-  advertiseAddress: 10.20.30.40
-  bindPort: 6443
-nodeRegistration:
-  name: cp-1
----
-apiVersion: kubeadm.k8s.io/v1beta4
-kind: ClusterConfiguration
-kubernetesVersion: v1.37.2
-clusterName: e2e
-controlPlaneEndpoint: api.e2e.example
-certificatesDir: CERTDIR
+	{"v1beta4 everything", testenv.KubeadmNodeConfig{
+		NodeName:         "cp-1",
+		AdvertiseAddress: "10.20.30.40",
+		ClusterName:      "e2e",
+		ClusterConfiguration: `controlPlaneEndpoint: api.e2e.example
 networking:
   serviceSubnet: 10.150.0.0/16,fd00:10:150::/112
   podSubnet: 10.244.0.0/16
@@ -55,20 +47,13 @@ etcd:
 encryptionAlgorithm: ECDSA-P256
 certificateValidityPeriod: 720h0m0s
 caCertificateValidityPeriod: 43800h0m0s
-`},
+`}},
 	// kubeadm v1.37 refuses v1beta3 files, so the external etcd is v1beta4.
-	{"external etcd, RSA-3072", `apiVersion: kubeadm.k8s.io/v1beta4
-kind: InitConfiguration
-localAPIEndpoint:
-  advertiseAddress: 10.20.30.50
-nodeRegistration:
-  name: cp-2
----
-apiVersion: kubeadm.k8s.io/v1beta4
-kind: ClusterConfiguration
-controlPlaneEndpoint: 10.20.30.200:443
+	{"external etcd, RSA-3072", testenv.KubeadmNodeConfig{
+		NodeName:         "cp-2",
+		AdvertiseAddress: "10.20.30.50",
+		ClusterConfiguration: `controlPlaneEndpoint: 10.20.30.200:443
 encryptionAlgorithm: RSA-3072
-certificatesDir: CERTDIR
 networking:
   serviceSubnet: 172.30.0.0/16
 apiServer:
@@ -79,7 +64,7 @@ etcd:
     caFile: /etc/etcd/ca.crt
     certFile: /etc/etcd/client.crt
     keyFile: /etc/etcd/client.key
-`},
+`}},
 }
 
 // TestKubeadmConfigSamePKI gives one kubeadm configuration to the real
@@ -90,27 +75,14 @@ etcd:
 // user (CN and O), server and cluster. A file one tool writes and the other
 // does not fails the test.
 func TestKubeadmConfigSamePKI(t *testing.T) {
-	bins := testenv.Build(t)
 	bin := testenv.Kubepki(t)
 	for _, tc := range kubeadmConfigs {
 		t.Run(tc.name, func(t *testing.T) {
-			root := t.TempDir()
-			kaRoot, kpRoot := filepath.Join(root, "kubeadm"), filepath.Join(root, "kubepki")
-			cfg := filepath.Join(root, "kubeadm.yaml")
-			if err := os.WriteFile(cfg, []byte(strings.Replace(tc.config, "CERTDIR", filepath.Join(kaRoot, "pki"), 1)), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			for _, phase := range [][]string{
-				{"init", "phase", "certs", "all", "--config", cfg},
-				{"init", "phase", "kubeconfig", "all", "--config", cfg, "--kubeconfig-dir", kaRoot},
-			} {
-				if out, err := exec.Command(bins.Kubeadm, phase...).CombinedOutput(); err != nil {
-					t.Fatalf("kubeadm %s: %v\n%s", strings.Join(phase, " "), err, out)
-				}
-			}
-			run(t, bin, "init", "--config", cfg, "--cert-dir", filepath.Join(kpRoot, "pki"))
+			node := testenv.NewKubeadmNode(t, tc.config)
+			kpRoot := t.TempDir()
+			run(t, bin, "init", "--config", node.Config, "--cert-dir", filepath.Join(kpRoot, "pki"))
 
-			ka, kp := pkiFiles(t, kaRoot), pkiFiles(t, kpRoot)
+			ka, kp := pkiFiles(t, node.Dir), pkiFiles(t, kpRoot)
 			// kubeadm init writes the node's kubeconfig as kubelet.conf;
 			// kubepki's kubeadm layout names it after the node until it is
 			// installed.

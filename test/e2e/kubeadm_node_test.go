@@ -277,7 +277,10 @@ func TestKubeadmNode(t *testing.T) {
 		server, _ := embedded.StartAPIServer(t, etcd)
 		for _, c := range whoamis {
 			rel := c.variant + " " + filepath.Base(c.kubeconfig)
-			user, groups, err := whoamiAt(t, bins, c.kubeconfig, server)
+			// kubeadm's kubeconfigs name the node's advertise address:
+			// kubectl dials server and checks the name every kubeadm
+			// serving certificate holds.
+			user, groups, err := testenv.Whoami(t, bins, c.kubeconfig, "--server", server, "--tls-server-name", testenv.KubeadmServerName)
 			if err != nil {
 				t.Errorf("%s: %v", rel, err)
 				continue
@@ -589,29 +592,6 @@ func setCAData(t *testing.T, kubeconfig string, ca []byte) {
 	if err := clientcmd.WriteToFile(*cfg, kubeconfig); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// whoamiAt is whoami against server (kubeadm's kubeconfigs name the node's
-// advertise address): kubectl dials it and checks the name every kubeadm
-// serving certificate holds.
-func whoamiAt(t *testing.T, bins testenv.Binaries, kubeconfig, server string) (string, []string, error) {
-	t.Helper()
-	out, err := testenv.Kubectl(t, bins, kubeconfig, "--server", server, "--tls-server-name", testenv.KubeadmServerName, "auth", "whoami", "-o", "json")
-	if err != nil {
-		return "", nil, err
-	}
-	var review struct {
-		Status struct {
-			UserInfo struct {
-				Username string   `json:"username"`
-				Groups   []string `json:"groups"`
-			} `json:"userInfo"`
-		} `json:"status"`
-	}
-	if err := json.Unmarshal([]byte(out), &review); err != nil {
-		return "", nil, err
-	}
-	return review.Status.UserInfo.Username, review.Status.UserInfo.Groups, nil
 }
 
 // newCA makes a self-signed CA (a second CA of a trust bundle).

@@ -9,7 +9,6 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 
-	"kubepki.dev/kubepki/internal/cluster"
 	"kubepki.dev/kubepki/internal/pki"
 	"kubepki.dev/kubepki/internal/testenv"
 )
@@ -24,59 +23,19 @@ import (
 // kept) and admin.conf (still referring to its files, which kubectl
 // loads), and the directory is clean afterwards.
 func TestRenewRealNodeLayout(t *testing.T) {
-	bins := testenv.Build(t)
 	bin := testenv.Kubepki(t)
-	root := t.TempDir()
-	pkiDir := filepath.Join(root, "pki")
-	cfg := filepath.Join(root, "kubeadm.yaml")
-	if err := os.WriteFile(cfg, []byte(strings.Replace(kubeadmConfig, "CERTDIR", pkiDir, 1)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, phase := range [][]string{
-		{"init", "phase", "certs", "all", "--config", cfg},
-		{"init", "phase", "kubeconfig", "all", "--config", cfg, "--kubeconfig-dir", root},
-	} {
-		if out, err := exec.Command(bins.Kubeadm, phase...).CombinedOutput(); err != nil {
-			t.Fatalf("kubeadm %s: %v\n%s", strings.Join(phase, " "), err, out)
-		}
-	}
-	spec := filepath.Join(root, "cluster.yaml")
-	c := cluster.Default()
-	c.Name = "kubernetes"
-	c.Nodes = c.Nodes[:1]
-	data, err := cluster.Marshal(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(spec, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	node := testenv.NewKubeadmNode(t, kubeadmServer)
+	bins := testenv.Build(t)
+	root, pkiDir := node.Dir, node.PKIDir
+	spec := serverSpec(t, root)
 	kp := func(args ...string) []string {
 		return append(args, "--profile", "kubeadm", "--config", spec, "--dir", pkiDir, "--kubeconfig-dir", root)
 	}
 
 	// kubelet.conf as kubeadm's kubelet-finalize phase leaves it.
-	kubeletConf := filepath.Join(root, "kubelet.conf")
-	kc, err := clientcmd.LoadFromFile(kubeletConf)
+	current := node.KubeletClientCurrent(t)
+	oldPEM, err := os.Readlink(current)
 	if err != nil {
-		t.Fatal(err)
-	}
-	user := kc.AuthInfos[kc.Contexts[kc.CurrentContext].AuthInfo]
-	kubeletPKI := filepath.Join(root, "var", "lib", "kubelet", "pki")
-	if err := os.MkdirAll(kubeletPKI, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	oldPEM := filepath.Join(kubeletPKI, "kubelet-client-2026-01-01-00-00-00.pem")
-	if err := os.WriteFile(oldPEM, append(user.ClientCertificateData, user.ClientKeyData...), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	current := filepath.Join(kubeletPKI, "kubelet-client-current.pem")
-	if err := os.Symlink(oldPEM, current); err != nil {
-		t.Fatal(err)
-	}
-	user.ClientCertificateData, user.ClientKeyData = nil, nil
-	user.ClientCertificate, user.ClientKey = current, current
-	if err := clientcmd.WriteToFile(*kc, kubeletConf); err != nil {
 		t.Fatal(err)
 	}
 	// admin.conf referring to files, written by kubectl itself.

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,54 +10,27 @@ import (
 	"kubepki.dev/kubepki/internal/testenv"
 )
 
-// kubeadmConfig describes, for kubeadm v1.37, the control plane of the
-// one-node spec below: the same node name and address, endpoint, service
-// subnet and extra SANs.
-const kubeadmConfig = `apiVersion: kubeadm.k8s.io/v1beta4
-kind: InitConfiguration
-localAPIEndpoint:
-  advertiseAddress: 192.168.10.100
-  bindPort: 6443
-nodeRegistration:
-  name: server
----
-apiVersion: kubeadm.k8s.io/v1beta4
-kind: ClusterConfiguration
-clusterName: kubernetes
-controlPlaneEndpoint: server.kubernetes.local:6443
-certificatesDir: CERTDIR
+// kubeadmServer describes, for kubeadm v1.37, the control plane of
+// serverSpec's one-node spec: the same node name and address, endpoint,
+// service subnet and extra SANs.
+var kubeadmServer = testenv.KubeadmNodeConfig{
+	NodeName:         "server",
+	AdvertiseAddress: "192.168.10.100",
+	ClusterConfiguration: `controlPlaneEndpoint: server.kubernetes.local:6443
 apiServer:
   certSANs: [server.kubernetes.local, api-server.kubernetes.local]
 networking:
   serviceSubnet: 10.32.0.0/24
   dnsDomain: cluster.local
-`
+`,
+}
 
-// TestVerifyKubeadmDirectory runs kubepki verify on a PKI and kubeconfigs
-// the real kubeadm made (init phase certs all, init phase kubeconfig all)
-// for the same cluster: every certificate, key, identity, usage and SAN
-// kubeadm wrote is what kubepki's kubeadm catalog says, and verify is clean.
-// Then one kubeadm file is broken, and verify says so.
-func TestVerifyKubeadmDirectory(t *testing.T) {
-	bins := testenv.Build(t)
-	bin := testenv.Kubepki(t)
-	root := t.TempDir()
-	pkiDir := filepath.Join(root, "pki")
-	cfg := filepath.Join(root, "kubeadm.yaml")
-	if err := os.WriteFile(cfg, []byte(strings.Replace(kubeadmConfig, "CERTDIR", pkiDir, 1)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, phase := range [][]string{
-		{"init", "phase", "certs", "all", "--config", cfg},
-		{"init", "phase", "kubeconfig", "all", "--config", cfg, "--kubeconfig-dir", root},
-	} {
-		if out, err := exec.Command(bins.Kubeadm, phase...).CombinedOutput(); err != nil {
-			t.Fatalf("kubeadm %s: %v\n%s", strings.Join(phase, " "), err, out)
-		}
-	}
-	// The same cluster as a kubepki spec: one control-plane node, which
-	// kubeadm's kubelet.conf belongs to.
-	spec := filepath.Join(root, "cluster.yaml")
+// serverSpec writes dir/cluster.yaml, the cluster of kubeadmServer as a
+// kubepki spec: one control-plane node, which kubeadm's kubelet.conf
+// belongs to. It returns the file's path.
+func serverSpec(t *testing.T, dir string) string {
+	t.Helper()
+	spec := filepath.Join(dir, "cluster.yaml")
 	c := cluster.Default()
 	c.Name = "kubernetes"
 	c.Nodes = c.Nodes[:1]
@@ -69,6 +41,19 @@ func TestVerifyKubeadmDirectory(t *testing.T) {
 	if err := os.WriteFile(spec, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return spec
+}
+
+// TestVerifyKubeadmDirectory runs kubepki verify on a PKI and kubeconfigs
+// the real kubeadm made (init phase certs all, init phase kubeconfig all)
+// for the same cluster: every certificate, key, identity, usage and SAN
+// kubeadm wrote is what kubepki's kubeadm catalog says, and verify is clean.
+// Then one kubeadm file is broken, and verify says so.
+func TestVerifyKubeadmDirectory(t *testing.T) {
+	bin := testenv.Kubepki(t)
+	node := testenv.NewKubeadmNode(t, kubeadmServer)
+	root, pkiDir := node.Dir, node.PKIDir
+	spec := serverSpec(t, root)
 
 	out, code := runCode(t, bin, "verify", "--profile", "kubeadm", "--config", spec, "--dir", pkiDir, "--kubeconfig-dir", root)
 	if code != 0 {
