@@ -97,6 +97,9 @@ func (s Store) FinishJournals() (Recovery, error) {
 	for _, path := range journals {
 		j, err := readJournal(path)
 		if err != nil {
+			if terr := trustJournal(path, nil); terr != nil {
+				return r, terr
+			}
 			return r, fmt.Errorf("%w; inspect it and the files it lists by hand", err)
 		}
 		dir := filepath.Dir(path)
@@ -310,6 +313,7 @@ func sameFile(path, backup string) (bool, error) {
 // the journal swings), owned by this user or root, and writable by no one
 // else. A journal anyone else could plant or edit would otherwise make
 // recovery replace the user's files with theirs.
+// With j nil, only the directories and the journal are checked.
 func trustJournal(path string, j *journal) error {
 	dir := filepath.Dir(path)
 	check := func(p string, want fs.FileMode, linkOK bool) error {
@@ -331,7 +335,7 @@ func trustJournal(path string, j *journal) error {
 	if err := check(path, 0, false); err != nil {
 		return err
 	}
-	if j.State != stateBegin {
+	if j == nil || j.State != stateBegin {
 		return nil
 	}
 	for _, e := range j.Files {
@@ -415,6 +419,10 @@ func (s Store) Leftovers() ([]string, error) {
 	for _, path := range journals {
 		j, err := readJournal(path)
 		if err != nil {
+			if terr := trustJournal(path, nil); terr != nil {
+				out = append(out, terr.Error())
+				continue
+			}
 			out = append(out, fmt.Sprintf("%s: unreadable journal of an interrupted write: %v", path, err))
 			continue
 		}
