@@ -95,11 +95,16 @@ Exit codes, for scripts:
 				return fmt.Errorf("check-expiration: %w", err)
 			}
 			st := f.store(e, plan.Profile)
-			release, _, err := forRead(e, st)
+			release, leftovers, err := forRead(e, st)
 			if err != nil {
 				return err
 			}
 			defer release()
+			// An interrupted write is not finished here (only a write
+			// command does that); the dates below are what is on disk.
+			for _, l := range leftovers {
+				fmt.Fprintf(e.stderr, "warning: %s\n", l)
+			}
 			rep := lifecycle.Expiration(plan, st, e.now()).Within(within)
 			if err := print(e.stdout, textFormat(xf.output), rep, func(w io.Writer) error {
 				return lifecycle.WriteTable(w, rep)

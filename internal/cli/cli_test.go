@@ -87,8 +87,17 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:   "testdata/script",
 		Setup: auditSetup,
+		// [root]: the test runs as root (chown to another user needs it).
+		Condition: func(cond string) (bool, error) {
+			if cond == "root" {
+				return os.Geteuid() == 0, nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"chown":    tsChown,
 			"contains": tsContains,
+			"expand":   tsExpand,
 			"exitcode": tsExitcode,
 			"mode":     tsMode,
 			"nowhere":  tsNowhere,
@@ -250,5 +259,34 @@ func TestPrivateKeyIn(t *testing.T) {
 				t.Errorf("privateKeyIn = %q, want found=%v", got, tc.found)
 			}
 		})
+	}
+}
+
+// chown UID PATH... gives every PATH (not what a link points to) to the
+// user and group UID.
+func tsChown(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: chown UID PATH...")
+	}
+	uid, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("chown: %v", err)
+	}
+	for _, p := range args[1:] {
+		ts.Check(os.Lchown(ts.MkAbs(p), uid, uid))
+	}
+}
+
+// expand FILE... replaces $VAR and ${VAR} in each FILE by the script's
+// environment ($WORK: the absolute paths a journal holds).
+func tsExpand(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 1 {
+		ts.Fatalf("usage: expand FILE...")
+	}
+	for _, f := range args {
+		p := ts.MkAbs(f)
+		data, err := os.ReadFile(p)
+		ts.Check(err)
+		ts.Check(os.WriteFile(p, []byte(os.Expand(string(data), ts.Getenv)), 0o600))
 	}
 }

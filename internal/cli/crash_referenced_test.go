@@ -160,10 +160,12 @@ func refJournalStates(t *testing.T, st store.Store) []string {
 // directory, and `certs renew kubelet.conf`, whose kubelet.conf refers to
 // the link kubelet-client-current.pem: files outside the PKI and
 // kubeconfig directories, which a commit journal names. After each kill:
-//   - the next command (verify) finishes or undoes the write: every
-//     journal is finished, admin.crt matches admin.key, and the link
-//     points at a kubelet-client-<timestamp>.pem whose certificate
-//     matches its key;
+//   - verify, which only reads, exits 0 or 3 and changes nothing on
+//     disk (it neither finishes nor rolls back a journal);
+//   - recovery, what every write command does first, finishes or undoes
+//     the write: every journal is finished, admin.crt matches admin.key,
+//     and the link points at a kubelet-client-<timestamp>.pem whose
+//     certificate matches its key;
 //   - rerunning the renewal completes, leaves no temporary file anywhere,
 //     and verify exits 0.
 //
@@ -222,9 +224,12 @@ func TestCrashReferencedFiles(t *testing.T) {
 				}
 
 				verify := []string{"verify", "--dir", st.Dir, "--config", spec}
+				before := crashSnapshot(t, root)
 				if code, out := crashRun(t, bin, verify...); code != 0 && code != 3 {
 					t.Fatalf("trial %d (killed after %v): verify: exit %d\n%s", i, wait, code, out)
 				}
+				crashUnchanged(t, "verify", before, crashSnapshot(t, root))
+				crashRecover(t, st)
 				crashJournals(t, st)
 				refPair(t, filepath.Join(root, "certs", "admin.crt"), filepath.Join(root, "certs", "admin.key"))
 				link := filepath.Join(root, "kubelet", "pki", "kubelet-client-current.pem")

@@ -2,6 +2,8 @@ package cli_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +20,7 @@ import (
 
 	"kubepki.dev/kubepki/internal/catalog"
 	"kubepki.dev/kubepki/internal/cluster"
+	"kubepki.dev/kubepki/internal/kubeconfig"
 	"kubepki.dev/kubepki/internal/pkitest"
 	"kubepki.dev/kubepki/internal/reconcile"
 	"kubepki.dev/kubepki/internal/store"
@@ -138,6 +141,80 @@ func crashTemps(t *testing.T, root string) []string {
 	return out
 }
 
+// crashSnapshot describes every file, link and directory under root:
+// type, mode, and the SHA-256 of a file or the target of a link.
+func crashSnapshot(t *testing.T, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		desc := fi.Mode().String()
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			desc += " -> " + target
+		case fi.Mode().IsRegular():
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			sum := sha256.Sum256(data)
+			desc += " " + hex.EncodeToString(sum[:])
+		}
+		out[p] = desc
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// crashUnchanged fails when a snapshot differs from before.
+func crashUnchanged(t *testing.T, what string, before, after map[string]string) {
+	t.Helper()
+	for p, d := range before {
+		if after[p] != d {
+			t.Errorf("%s changed %s: %q, was %q", what, p, after[p], d)
+		}
+	}
+	for p, d := range after {
+		if _, ok := before[p]; !ok {
+			t.Errorf("%s created %s (%s)", what, p, d)
+		}
+	}
+}
+
+// crashRecover does what every write command does first (forWrite):
+// lock the store, learn the files its kubeconfigs refer to, and Recover.
+func crashRecover(t *testing.T, st store.Store) {
+	t.Helper()
+	release, err := st.Lock(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	kc := st.KubeconfigDir
+	if kc == "" {
+		kc = st.Dir
+	}
+	if st.Referenced, err = kubeconfig.ReferencedFiles(kc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Recover(); err != nil {
+		t.Errorf("recover: %v", err)
+	}
+}
+
 // crashJournals fails unless every journal under the store's backups is
 // finished and its backup holds every file it names.
 func crashJournals(t *testing.T, st store.Store) {
@@ -185,7 +262,9 @@ func crashConsistent(t *testing.T, plan *catalog.Plan, st store.Store, allowMiss
 // `init` and `certs renew all` (the writes slowed by the test-only
 // KUBEPKI_TEST_WRITE_DELAY so that the kills land in the write phase), in
 // both layouts, and checks after each kill:
-//   - once any kubepki command has looked at the directory (verify), no
+//   - verify, which only reads, exits 0 or 3 and changes nothing on disk:
+//     it neither finishes nor rolls back a journal;
+//   - once recovery ran (what every write command does first), no
 //     certificate sits beside a key that is not its own, no kubeconfig
 //     embeds a stale certificate, and every journal is finished with a
 //     complete backup;
@@ -278,14 +357,18 @@ func TestCrashSafety(t *testing.T) {
 		}
 		crashTemps(t, root) // only for the modes of keys: they are swept below
 
-		// Any command that reads the directory first finishes an
-		// interrupted commit; verify reports the temporary files left.
+		// verify reports an interrupted commit and the temporary files
+		// left, and changes nothing; a write command's recovery then
+		// finishes or undoes the commit.
 		verify := []string{"verify", "--dir", st.Dir, "--profile", string(k.profile), "--config", spec}
 		// (A kill before init made the directory leaves nothing to look at.)
 		if store.Exists(st.Dir) {
+			before := crashSnapshot(t, root)
 			if code, out := crashRun(t, bin, verify...); code != 0 && code != 3 {
 				t.Fatalf("trial %d (%s %s, killed after %v): verify: exit %d\n%s", i, k.profile, k.cmd, wait, code, out)
 			}
+			crashUnchanged(t, "verify", before, crashSnapshot(t, root))
+			crashRecover(t, st)
 		}
 		crashConsistent(t, plan, st, k.cmd == "init")
 		crashJournals(t, st)

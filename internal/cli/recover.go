@@ -49,12 +49,13 @@ func withReferenced(st store.Store) (store.Store, error) {
 }
 
 // forRead locks the PKI directory (shared) for a command that reads it.
-// An unfinished commit is finished first, so the command reads one side of
-// it and never half (a new certificate beside an old key); when it cannot
-// be finished (a read-only directory), it stays among the leftovers. The
-// leftovers — unfinished journals and temporary files of killed writes —
-// are returned for the command to report; `kubepki init` repairs them.
-func forRead(e *env, st store.Store) (release func(), leftovers []string, err error) {
+// It repairs nothing: an unfinished commit is neither finished nor rolled
+// back by a command that only reads (only a write command does, see
+// forWrite), so a journal planted in the directory cannot make an audit
+// replace anything. The leftovers — unfinished journals and temporary
+// files of killed writes — are returned for the command to report, and
+// the command audits what is on disk; `kubepki init` repairs them.
+func forRead(_ *env, st store.Store) (release func(), leftovers []string, err error) {
 	release, err = st.Lock(false)
 	if err != nil {
 		return nil, nil, err
@@ -69,32 +70,12 @@ func forRead(e *env, st store.Store) (release func(), leftovers []string, err er
 		release()
 		return nil, nil, err
 	}
-	if unfinished, _ := st.Unfinished(); len(unfinished) > 0 {
-		release()
-		if excl, err := st.Lock(true); err == nil {
-			rec, ferr := st.FinishJournals()
-			for _, l := range rec.Lines() {
-				fmt.Fprintf(e.stderr, "%s\n", l)
-			}
-			if ferr != nil {
-				fmt.Fprintf(e.stderr, "kubepki: %v\n", ferr)
-			}
-			excl()
-		}
-		if release, err = st.Lock(false); err != nil {
-			return nil, nil, err
-		}
-		if leftovers, err = st.Leftovers(); err != nil {
-			release()
-			return nil, nil, err
-		}
-	}
 	return release, leftovers, nil
 }
 
 // forBundle is forRead for a command that copies the PKI out (bundle,
-// distribute): a commit that could not be finished is an error, since
-// half of it would go to the nodes.
+// distribute): an unfinished commit is an error, since half of it would
+// go to the nodes.
 func forBundle(e *env, st store.Store) (release func(), err error) {
 	release, _, err = forRead(e, st)
 	if err != nil {
@@ -105,7 +86,7 @@ func forBundle(e *env, st store.Store) (release func(), err error) {
 		if err != nil {
 			return nil, err
 		}
-		return nil, fmt.Errorf("%s: an interrupted write could not be finished (journal %s); run kubepki init to repair the directory first", st.Dir, unfinished[0])
+		return nil, fmt.Errorf("%s: an interrupted write (%s); run 'kubepki init' (or the command that was interrupted) to finish it first", st.Dir, unfinished[0])
 	}
 	return release, nil
 }

@@ -235,7 +235,7 @@ func (t *Transaction) Commit(now time.Time) (string, error) {
 		}
 		if err := os.Rename(e.Staged, e.Path); err != nil {
 			err = fmt.Errorf("write %s: %w", e.Path, err)
-			if rbErr := rollBack(dir, j); rbErr != nil {
+			if _, rbErr := rollBack(dir, j); rbErr != nil {
 				return dir, fmt.Errorf("%w; rolling back from %s failed too: %v", err, dir, rbErr)
 			}
 			return dir, fmt.Errorf("%w (every file restored from %s)", err, dir)
@@ -304,10 +304,11 @@ func (s Store) backupName(path string) (string, error) {
 	return rel, nil
 }
 
-// copyForBackup copies src into the backup as backupFile does; it reports
-// false when there is no file.
+// copyForBackup copies src into the backup as backupFile does, never
+// group- or other-writable (recovery trusts no such backup: see
+// trustJournal); it reports false when there is no file.
 func copyForBackup(src, dst string) (bool, error) {
-	err := backupFile(src, dst)
+	err := backupFile(src, dst, 0o022)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}

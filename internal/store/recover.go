@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -24,11 +25,15 @@ type Recovery struct {
 	Discarded []string `json:"discarded,omitempty"`
 	// Swept are stale temporary files of killed writes, removed.
 	Swept []string `json:"swept,omitempty"`
+	// Displaced are the files a roll-back found in place of a backup it
+	// restored, each kept beside the backup ("<target> -> <copy>"), so a
+	// roll-back never loses what was there.
+	Displaced []string `json:"displaced,omitempty"`
 }
 
 // Empty reports whether there was nothing to repair.
 func (r Recovery) Empty() bool {
-	return len(r.Finished)+len(r.RolledBack)+len(r.Discarded)+len(r.Swept) == 0
+	return len(r.Finished)+len(r.RolledBack)+len(r.Discarded)+len(r.Swept)+len(r.Displaced) == 0
 }
 
 // Lines describes the repairs, one line each.
@@ -39,6 +44,9 @@ func (r Recovery) Lines() []string {
 	}
 	for _, p := range r.RolledBack {
 		out = append(out, fmt.Sprintf("rolled back an interrupted write from its backup: %s", p))
+	}
+	for _, p := range r.Displaced {
+		out = append(out, fmt.Sprintf("kept the file the roll-back replaced: %s", p))
 	}
 	for _, p := range r.Discarded {
 		out = append(out, fmt.Sprintf("removed the incomplete backup of a write that never began: %s", p))
@@ -74,7 +82,12 @@ func (s Store) Recover() (Recovery, error) {
 //     from the backup instead (rolled back).
 //
 // Either way every file of the transaction ends up from the same side:
-// never a new certificate beside an old key. The caller holds the lock.
+// never a new certificate beside an old key. A roll-back keeps each file
+// it replaces (Recovery.Displaced).
+//
+// Only a journal kubepki could have written is acted on (trustJournal):
+// one in a directory another user owns or can write is refused, and
+// nothing is touched. The caller holds the lock.
 func (s Store) FinishJournals() (Recovery, error) {
 	var r Recovery
 	journals, err := s.journals()
@@ -84,6 +97,9 @@ func (s Store) FinishJournals() (Recovery, error) {
 	for _, path := range journals {
 		j, err := readJournal(path)
 		if err != nil {
+			if terr := trustJournal(path, nil); terr != nil {
+				return r, terr
+			}
 			return r, fmt.Errorf("%w; inspect it and the files it lists by hand", err)
 		}
 		dir := filepath.Dir(path)
@@ -93,6 +109,9 @@ func (s Store) FinishJournals() (Recovery, error) {
 		case statePrepare, stateBegin:
 		default:
 			return r, fmt.Errorf("%s: unknown state %q", path, j.State)
+		}
+		if err := trustJournal(path, j); err != nil {
+			return r, err
 		}
 		if err := s.checkJournal(path, j); err != nil {
 			return r, err
@@ -109,7 +128,8 @@ func (s Store) FinishJournals() (Recovery, error) {
 			r.Discarded = append(r.Discarded, dir)
 			continue
 		}
-		forward, err := finish(dir, j)
+		forward, displaced, err := finish(dir, j)
+		r.Displaced = append(r.Displaced, displaced...)
 		if err != nil {
 			return r, fmt.Errorf("finish the interrupted write of %s: %w", path, err)
 		}
@@ -155,7 +175,7 @@ func (s Store) checkJournal(path string, j *journal) error {
 		ok := p == e.Path && filepath.IsAbs(p) &&
 			(strings.HasPrefix(p, dir+string(filepath.Separator)) || filepath.Dir(p) == kcDir || s.Referenced.Holds(p)) &&
 			filepath.Dir(e.Staged) == filepath.Dir(p) && isTempOf(filepath.Base(e.Staged), filepath.Base(p)) &&
-			(e.Backup == "" || filepath.IsLocal(e.Backup))
+			(e.Backup == "" || filepath.IsLocal(e.Backup) && e.Backup != JournalFile)
 		if !ok {
 			return fmt.Errorf("%s lists %s, which is not a file of %s or %s nor one their kubeconfigs refer to; inspect it by hand", path, e.Path, dir, kcDir)
 		}
@@ -164,8 +184,8 @@ func (s Store) checkJournal(path string, j *journal) error {
 }
 
 // finish rolls a journal in state "begin" forward if it can, back if not,
-// and reports which.
-func finish(dir string, j *journal) (bool, error) {
+// and reports which, and what a roll-back displaced.
+func finish(dir string, j *journal) (bool, []string, error) {
 	forward := true
 	for _, e := range j.Files {
 		if !e.holdsNew(e.Path) && !e.holdsNew(e.Staged) {
@@ -174,47 +194,198 @@ func finish(dir string, j *journal) (bool, error) {
 		}
 	}
 	if !forward {
-		return false, rollBack(dir, j)
+		displaced, err := rollBack(dir, j)
+		return false, displaced, err
 	}
 	for _, e := range j.Files {
 		if e.holdsNew(e.Path) {
 			if err := removeIfExists(e.Staged); err != nil {
-				return true, err
+				return true, nil, err
 			}
 			continue
 		}
+		// Only a staged file whose content is the journal's is renamed.
 		if err := os.Rename(e.Staged, e.Path); err != nil {
-			return true, fmt.Errorf("write %s: %w", e.Path, err)
+			return true, nil, fmt.Errorf("write %s: %w", e.Path, err)
 		}
 	}
 	if err := syncDirs(j.Files, func(e journalEntry) string { return e.Path }); err != nil {
-		return true, err
+		return true, nil, err
 	}
 	j.State = stateCommitted
-	return true, writeJournal(dir, j)
+	return true, nil, writeJournal(dir, j)
 }
 
 // rollBack restores every file of a journal from its backup (removing
-// files that did not exist before) and removes the staged files.
-func rollBack(dir string, j *journal) error {
+// files that did not exist before, when they hold the new content) and
+// removes the staged files. A file in place of a backup that differs from
+// it is first copied into the backup directory (displace), so nothing is
+// lost even if the journal was wrong; it returns those, "<target> -> <copy>".
+func rollBack(dir string, j *journal) ([]string, error) {
+	var displaced []string
 	for _, e := range j.Files {
 		if e.Backup == "" {
 			if e.holdsNew(e.Path) {
 				if err := removeIfExists(e.Path); err != nil {
-					return err
+					return displaced, err
 				}
 			}
 		} else {
-			if err := backupFile(filepath.Join(dir, e.Backup), e.Path); err != nil {
-				return fmt.Errorf("restore %s: %w", e.Path, err)
+			backup := filepath.Join(dir, e.Backup)
+			kept, err := displace(e.Path, backup)
+			if err != nil {
+				return displaced, fmt.Errorf("restore %s: keep the file there: %w", e.Path, err)
+			}
+			if kept != "" {
+				displaced = append(displaced, e.Path+" -> "+kept)
+			}
+			if err := backupFile(backup, e.Path, 0); err != nil {
+				return displaced, fmt.Errorf("restore %s: %w", e.Path, err)
 			}
 		}
 		if err := removeIfExists(e.Staged); err != nil {
-			return err
+			return displaced, err
 		}
 	}
 	j.State = stateRolledBack
-	return writeJournal(dir, j)
+	return displaced, writeJournal(dir, j)
+}
+
+// displace copies path, about to be restored from backup, to a free name
+// "<backup>.displaced[.N]" beside the backup, unless it is missing or
+// already the same as the backup (same bytes, or a link to the same
+// place). It returns the copy's path, "" when none was needed.
+func displace(path, backup string) (string, error) {
+	if same, err := sameFile(path, backup); err != nil || same {
+		return "", err
+	}
+	for i := 1; ; i++ {
+		kept := backup + ".displaced"
+		if i > 1 {
+			kept = fmt.Sprintf("%s.%d", kept, i)
+		}
+		if _, err := os.Lstat(kept); err == nil {
+			continue
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		if err := backupFile(path, kept, 0); err != nil {
+			return "", err
+		}
+		return kept, nil
+	}
+}
+
+// sameFile reports whether path matches backup, as a rollback would leave
+// it; true when path does not exist (there is nothing to keep).
+func sameFile(path, backup string) (bool, error) {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	bi, err := os.Lstat(backup)
+	if err != nil {
+		return false, err
+	}
+	if fi.Mode().Type() != bi.Mode().Type() {
+		return false, nil
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		a, errA := os.Readlink(path)
+		b, errB := os.Readlink(backup)
+		return errA == nil && errB == nil && a == b, nil
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm() != bi.Mode().Perm() {
+		return false, nil
+	}
+	a, errA := ReadFile(path, KeyPolicy{})
+	b, errB := ReadFile(backup, KeyPolicy{})
+	return errA == nil && errB == nil && bytes.Equal(a, b), nil
+}
+
+// trustJournal refuses a journal kubepki could not have written: every
+// directory from Dir/.backup down to each backup the journal would
+// restore, the journal and those backups must be what they claim (a
+// directory, a regular file; a symbolic link only as the backup of a link
+// the journal swings), owned by this user or root, and writable by no one
+// else. A journal anyone else could plant or edit would otherwise make
+// recovery replace the user's files with theirs.
+// With j nil, only the directories and the journal are checked.
+func trustJournal(path string, j *journal) error {
+	dir := filepath.Dir(path)
+	check := func(p string, want fs.FileMode, linkOK bool) error {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return fmt.Errorf("%s: %w: inspect it by hand", p, err)
+		}
+		if why := untrusted(fi, want, linkOK); why != "" {
+			return fmt.Errorf("%s: %s: not a journal kubepki wrote; inspect it by hand", p, why)
+		}
+		return nil
+	}
+	if err := check(filepath.Dir(dir), fs.ModeDir, false); err != nil {
+		return err
+	}
+	if err := check(dir, fs.ModeDir, false); err != nil {
+		return err
+	}
+	if err := check(path, 0, false); err != nil {
+		return err
+	}
+	if j == nil || j.State != stateBegin {
+		return nil
+	}
+	for _, e := range j.Files {
+		if e.Backup == "" || !filepath.IsLocal(e.Backup) {
+			continue // checkJournal refuses a backup outside dir
+		}
+		p := dir
+		parts := strings.Split(filepath.Clean(e.Backup), string(filepath.Separator))
+		for i, part := range parts {
+			p = filepath.Join(p, part)
+			last := i == len(parts)-1
+			want := fs.ModeDir
+			if last {
+				want = 0
+			}
+			err := check(p, want, last && e.Link != "")
+			if last && errors.Is(err, fs.ErrNotExist) {
+				// A backup gone: the roll-back says so when it needs it.
+				break
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// untrusted says why a file kubepki would have written is not trusted as
+// such ("" when it is): not of the type want (0: a regular file; a
+// symbolic link only if linkOK), another owner than this user or root, or
+// a mode that lets group or others write it.
+func untrusted(fi fs.FileInfo, want fs.FileMode, linkOK bool) string {
+	typ := fi.Mode().Type()
+	switch {
+	case typ == fs.ModeSymlink && !linkOK:
+		return "is a symbolic link"
+	case typ != want && typ != fs.ModeSymlink:
+		if want == fs.ModeDir {
+			return "is not a directory"
+		}
+		return fmt.Sprintf("is not a regular file (%s)", typ)
+	}
+	if uid, euid := owner(fi), os.Geteuid(); uid != euid && uid != 0 {
+		return fmt.Sprintf("owned by uid %d, not by this user (uid %d)", uid, euid)
+	}
+	if typ != fs.ModeSymlink && fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Sprintf("mode %04o lets group or others write it", fi.Mode().Perm())
+	}
+	return ""
 }
 
 func removeIfExists(path string) error {
@@ -248,11 +419,19 @@ func (s Store) Leftovers() ([]string, error) {
 	for _, path := range journals {
 		j, err := readJournal(path)
 		if err != nil {
+			if terr := trustJournal(path, nil); terr != nil {
+				out = append(out, terr.Error())
+				continue
+			}
 			out = append(out, fmt.Sprintf("%s: unreadable journal of an interrupted write: %v", path, err))
 			continue
 		}
 		if j.State == statePrepare || j.State == stateBegin {
-			out = append(out, fmt.Sprintf("%s: journal of an interrupted write (state %s); kubepki init finishes it", path, j.State))
+			if err := trustJournal(path, j); err != nil {
+				out = append(out, err.Error())
+				continue
+			}
+			out = append(out, fmt.Sprintf("an interrupted write (%s, state %s); run 'kubepki init' (or the command that was interrupted) to finish it", path, j.State))
 		}
 	}
 	temps, err := s.tempFiles()

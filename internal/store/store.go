@@ -147,10 +147,10 @@ func (s Store) CreatePublicKey(stem string, pub crypto.PublicKey) error {
 	return Create(s.PubPath(stem), data, CertMode)
 }
 
-// backupFile copies a regular file with its mode, or a symbolic link as a
-// link (never the bytes it points to), to dst: into a backup, and back
-// from it on a rollback.
-func backupFile(src, dst string) error {
+// backupFile copies a regular file with its mode less the bits in clear,
+// or a symbolic link as a link (never the bytes it points to), to dst:
+// into a backup, and back from it on a rollback.
+func backupFile(src, dst string, clear fs.FileMode) error {
 	f, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, syscall.ELOOP) {
 		target, err := os.Readlink(src)
@@ -174,7 +174,7 @@ func backupFile(src, dst string) error {
 	if err != nil {
 		return err
 	}
-	return Replace(dst, data, fi.Mode().Perm())
+	return Replace(dst, data, fi.Mode().Perm()&^clear)
 }
 
 // ReadPublicKey reads stem.pub.
