@@ -82,6 +82,9 @@ listed, with the command that makes CSRs for the external CA (exit 3).`,
 			if err != nil {
 				return err
 			}
+			for _, b := range rep.Trust {
+				fmt.Fprintf(e.stderr, "warning: the kubeconfigs' certificate-authority-data now trust %d CAs of %s (CA %s): %s\n", len(b.CAs), b.Path, b.CA, strings.Join(b.CAs, "; "))
+			}
 			var names []string
 			for _, r := range rep.Renewed {
 				names = append(names, r.Name)

@@ -55,6 +55,18 @@ type RenewReport struct {
 	// External lists certificates not renewed because their CA's key is
 	// absent: they need the external CA (kubepki certs generate-csr).
 	External []string `json:"external,omitempty"`
+	// Trust lists, for each CA whose trust bundle of several CAs was
+	// written into kubeconfigs (certificate-authority-data), those CAs:
+	// a CA nobody expected is visible there.
+	Trust []TrustBundle `json:"trust,omitempty"`
+}
+
+// TrustBundle is a CA file of several CAs that a renewal wrote into
+// kubeconfigs.
+type TrustBundle struct {
+	CA   string   `json:"ca"`
+	Path string   `json:"path"`
+	CAs  []string `json:"cas"`
 }
 
 // target is a certificate about to be renewed.
@@ -103,6 +115,9 @@ func Renew(plan *catalog.Plan, st store.Store, opts RenewOptions) (*RenewReport,
 			rep.External = append(rep.External, c.Spec.Name)
 			continue
 		}
+		if same := c.CA.SameSubjects(); len(same) > 0 {
+			return nil, fmt.Errorf("renew %s: %s is not a valid trust bundle: %s", c.Spec.Name, c.CA.Path, same[0])
+		}
 		t, err := loadTarget(plan, c, opts)
 		if err != nil {
 			return nil, err
@@ -142,10 +157,35 @@ func Renew(plan *catalog.Plan, st store.Store, opts RenewOptions) (*RenewReport,
 		}
 		rep.Renewed = append(rep.Renewed, r)
 	}
+	rep.Trust = trustWritten(targets)
 	if rep.Backup, err = tx.Commit(opts.Now); err != nil {
 		return nil, err
 	}
 	return rep, nil
+}
+
+// trustWritten lists the trust bundles of several CAs that the renewal of
+// targets writes into kubeconfigs.
+func trustWritten(targets []target) []TrustBundle {
+	var out []TrustBundle
+	seen := map[string]bool{}
+	for _, t := range targets {
+		ca := t.c.CA
+		if len(ca.Certs) < 2 || seen[ca.Spec.Name] || (t.c.Kubeconfig == nil && len(t.c.Copies) == 0) {
+			continue
+		}
+		seen[ca.Spec.Name] = true
+		b := TrustBundle{CA: ca.Spec.Name, Path: ca.Path}
+		for i, c := range ca.Certs {
+			key := "key here"
+			if !ca.KeyHere(c) {
+				key = "key not here"
+			}
+			b.CAs = append(b.CAs, fmt.Sprintf("#%d %s (%s)", i+1, resolve.Describe(c), key))
+		}
+		out = append(out, b)
+	}
+	return out
 }
 
 // signsTokens says whether a certificate only carries the service-account
