@@ -6,7 +6,9 @@ package lifecycle
 import (
 	"crypto"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"slices"
 	"strings"
@@ -205,8 +207,16 @@ func signsTokens(plan *catalog.Plan, c catalog.CertSpec) bool {
 func loadTarget(plan *catalog.Plan, c *resolve.Cert, opts RenewOptions) (target, error) {
 	spec := c.Spec
 	cert, key, err := c.Location.Read()
-	if err != nil {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return target{}, fmt.Errorf("renew %s: %w (run kubepki init to create it)", spec.Name, err)
+	case err != nil:
+		return target{}, fmt.Errorf("renew %s: %w", spec.Name, err)
+	}
+	// Renewal writes beside the file it read: never through a link that
+	// leads out of its directory.
+	if err := resolve.LinkOutside(c.Location); err != nil {
+		return target{}, fmt.Errorf("renew %s: %w", spec.Name, err)
 	}
 	file := c.Location.Path()
 	_, signed := c.CA.SignerOf(cert)
