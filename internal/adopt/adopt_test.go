@@ -6,8 +6,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -367,8 +369,6 @@ func TestInferErrors(t *testing.T) {
 		want    string
 	}{
 		{"apiserver.crt not PEM", catalog.Kubeadm, "pki/apiserver.crt", "garbage", "pki/apiserver.crt"},
-		{"admin.conf not YAML", catalog.Kubeadm, "admin.conf", "{", "admin.conf"},
-		{"admin.conf server not a URL", catalog.Kubeadm, "admin.conf", "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://'}}]\nusers: [{name: u, user: {}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n", "is not a URL"},
 		{"node certificate not PEM", catalog.Hardway, "pki/node-0.crt", "garbage", "pki/node-0.crt"},
 	}
 	for _, tc := range tests {
@@ -381,6 +381,77 @@ func TestInferErrors(t *testing.T) {
 			_, err := Infer(st.Dir, "")
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("Infer: %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestInferSkipsUnreadableKubeconfig: one kubeconfig that cannot be read
+// (its client certificate a file that is no certificate, a FIFO, a
+// directory; the kubeconfig itself not YAML or with no server URL) does
+// not disable inference: it is skipped with a note naming it, and the rest
+// give the same spec as the intact directory.
+func TestInferSkipsUnreadableKubeconfig(t *testing.T) {
+	// refer is admin.conf as it is, its client certificate and key
+	// referring to target.
+	refer := func(t *testing.T, root, target string) string {
+		path := filepath.Join(root, "admin.conf")
+		cfg, err := kubeconfig.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, user, err := kubeconfig.Current(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		user.ClientCertificateData, user.ClientKeyData = nil, nil
+		user.ClientCertificate, user.ClientKey = target, target
+		data, err := kubeconfig.Encode(path, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, root string) string // admin.conf's content
+	}{
+		{"client-certificate not a certificate", func(t *testing.T, root string) string {
+			pkitest.WriteFile(t, filepath.Join(root, "shadow"), []byte("root:*:19000:0:99999:7:::\n"), 0o600)
+			return refer(t, root, filepath.Join(root, "shadow"))
+		}},
+		{"client-certificate a FIFO", func(t *testing.T, root string) string {
+			if err := syscall.Mkfifo(filepath.Join(root, "fifo"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return refer(t, root, filepath.Join(root, "fifo"))
+		}},
+		{"client-certificate a directory", func(t *testing.T, root string) string {
+			return refer(t, root, root)
+		}},
+		{"not YAML", func(*testing.T, string) string { return "{" }},
+		{"server not a URL", func(*testing.T, string) string {
+			return "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://'}}]\nusers: [{name: u, user: {}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n"
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st := apply(t, catalog.Kubeadm, cluster.Default())
+			intact, err := Infer(st.Dir, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			root := filepath.Dir(st.Dir)
+			pkitest.WriteFile(t, filepath.Join(root, "admin.conf"), []byte(tc.setup(t, root)), 0o600)
+			r, err := Infer(st.Dir, "")
+			if err != nil {
+				t.Fatalf("Infer: %v, want the spec inferred from the other files", err)
+			}
+			if !slices.ContainsFunc(r.Notes, func(n Note) bool { return n.Field == "admin.conf" }) {
+				t.Errorf("no note naming admin.conf: %v", r.Notes)
+			}
+			if !reflect.DeepEqual(r.Spec, intact.Spec) {
+				t.Errorf("spec differs from the intact directory's:\n%+v\nwant\n%+v", r.Spec, intact.Spec)
 			}
 		})
 	}

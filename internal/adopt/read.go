@@ -84,6 +84,12 @@ type kubeconfigInfo struct {
 // is none. Its client certificate is embedded or a file it names (as
 // kubectl config set-credentials writes it); either may be absent (a
 // token user), which leaves Cert nil.
+//
+// One kubeconfig that cannot be read must not disable inference for the
+// whole directory (verify would then check everything against the
+// embedded default): a kubeconfig that does not load is skipped, and a
+// client certificate that does not read leaves Cert nil, each with a note
+// naming the file. Commands report the file itself.
 func (r *reader) kubeconfig(file string) (*kubeconfigInfo, error) {
 	path := r.st.KubeconfigPath(file)
 	cfg, err := kubeconfig.Load(path)
@@ -91,16 +97,19 @@ func (r *reader) kubeconfig(file string) (*kubeconfigInfo, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, err
+		r.note(file, "skipped, unreadable (%v): inferred from the other files", err)
+		return nil, nil
 	}
 	cl, user, err := kubeconfig.Current(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		r.note(file, "skipped (%s: %v): inferred from the other files", path, err)
+		return nil, nil
 	}
 	info := &kubeconfigInfo{File: file, Cluster: cfg.Contexts[cfg.CurrentContext].Cluster}
 	u, err := url.Parse(cl.Server)
 	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("%s: server %q is not a URL", path, cl.Server)
+		r.note(file, "skipped (%s: server %q is not a URL): inferred from the other files", path, cl.Server)
+		return nil, nil
 	}
 	info.Server = u.Host
 	if u.Port() == "" {
@@ -113,12 +122,13 @@ func (r *reader) kubeconfig(file string) (*kubeconfigInfo, error) {
 			ref = filepath.Join(filepath.Dir(path), ref)
 		}
 		if data, err = store.ReadFile(ref, store.KeyPolicy{Insecure: true}); err != nil {
-			return nil, fmt.Errorf("%s: client-certificate: %w", path, err)
+			r.note(file, "client-certificate unreadable (%v): its user inferred from the other files", err)
+			return info, nil
 		}
 	}
 	if len(data) > 0 {
 		if info.Cert, err = pki.ParseCert(data); err != nil {
-			return nil, fmt.Errorf("%s: client certificate: %w", path, err)
+			r.note(file, "client certificate unreadable (%s: %v): its user inferred from the other files", path, err)
 		}
 	}
 	return info, nil

@@ -74,13 +74,19 @@ listed, with the command that makes CSRs for the external CA (exit 3).`,
 			// Renewal writes new keys into the directory as it is; say
 			// what would let others read them ('kubepki init' tightens it).
 			for _, p := range reconcile.Permissions(plan, st) {
-				if !p.Warning {
+				switch {
+				case p.Tighten:
 					fmt.Fprintf(e.stderr, "warning: %s: %s (kubepki init tightens it)\n", p.Path, p.Problem)
+				case !p.Warning:
+					fmt.Fprintf(e.stderr, "warning: %s: %s\n", p.Path, p.Problem)
 				}
 			}
 			rep, err := lifecycle.Renew(plan, st, opts)
 			if err != nil {
 				return err
+			}
+			for _, b := range rep.Trust {
+				fmt.Fprintf(e.stderr, "warning: the kubeconfigs' certificate-authority-data now trust %d CAs of %s (CA %s): %s\n", len(b.CAs), b.Path, b.CA, strings.Join(b.CAs, "; "))
 			}
 			var names []string
 			for _, r := range rep.Renewed {

@@ -5,7 +5,7 @@ import (
 	"io"
 	"os"
 	"slices"
-	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -75,8 +75,13 @@ One line per finding; exit 0 only when clean, 3 when there are findings.`,
 					if rep.Bundles == nil {
 						rep.Bundles = map[string][]string{}
 					}
-					for _, c := range ca.Certs {
-						rep.Bundles[name] = append(rep.Bundles[name], resolve.Describe(c))
+					for i, c := range ca.Certs {
+						key := "key here"
+						if !ca.KeyHere(c) {
+							key = "key not here"
+						}
+						rep.Bundles[name] = append(rep.Bundles[name], fmt.Sprintf("#%d %s, expires %s, %s",
+							i+1, resolve.Describe(c), c.NotAfter.UTC().Format(time.RFC3339), key))
 					}
 				}
 			}
@@ -137,8 +142,12 @@ func writeVerifyText(w io.Writer, rep verifyReport) error {
 			state = "absent (external CA)"
 		}
 		fmt.Fprintf(w, "CA %s: key %s\n", n, state)
+		// Every CA of a bundle, so that one nobody expected is seen.
 		if b := rep.Bundles[n]; len(b) > 1 {
-			fmt.Fprintf(w, "CA %s: trust bundle of %d: %s\n", n, len(b), strings.Join(b, "; "))
+			fmt.Fprintf(w, "CA %s: trust bundle of %d CAs:\n", n, len(b))
+			for _, l := range b {
+				fmt.Fprintf(w, "CA %s %s\n", n, l)
+			}
 		}
 	}
 	if len(rep.Bundles) > 0 {

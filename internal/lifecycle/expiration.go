@@ -153,7 +153,7 @@ type Expiry struct {
 	CA string `json:"ca,omitempty"`
 	// ExternallyManaged: the signing CA's certificate is present without
 	// its key (external-CA mode), so kubepki cannot renew this certificate;
-	// for a CA, its own key is absent.
+	// for a CA (each CA of a trust bundle), its own key is not here.
 	ExternallyManaged bool `json:"externallyManaged"`
 	Missing           bool `json:"missing"`
 	// Expired: now is past NotAfter.
@@ -264,7 +264,9 @@ func caExpiries(ca *resolve.CA) []Expiry {
 	}
 	var out []Expiry
 	for i, c := range ca.Certs {
-		e := Expiry{Name: ca.Spec.Name, Path: ca.Path, NotAfter: c.NotAfter.UTC(), ExternallyManaged: ca.External()}
+		// A CA of a bundle whose key is not here is managed elsewhere,
+		// whether or not another CA of the bundle has its key.
+		e := Expiry{Name: ca.Spec.Name, Path: ca.Path, NotAfter: c.NotAfter.UTC(), ExternallyManaged: ca.External() || !ca.KeyHere(c)}
 		if len(ca.Certs) > 1 {
 			e.Subject = c.Subject.CommonName
 			if i > 0 {

@@ -6,7 +6,9 @@ package lifecycle
 import (
 	"crypto"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"slices"
 	"strings"
@@ -55,6 +57,18 @@ type RenewReport struct {
 	// External lists certificates not renewed because their CA's key is
 	// absent: they need the external CA (kubepki certs generate-csr).
 	External []string `json:"external,omitempty"`
+	// Trust lists, for each CA whose trust bundle of several CAs was
+	// written into kubeconfigs (certificate-authority-data), those CAs:
+	// a CA nobody expected is visible there.
+	Trust []TrustBundle `json:"trust,omitempty"`
+}
+
+// TrustBundle is a CA file of several CAs that a renewal wrote into
+// kubeconfigs.
+type TrustBundle struct {
+	CA   string   `json:"ca"`
+	Path string   `json:"path"`
+	CAs  []string `json:"cas"`
 }
 
 // target is a certificate about to be renewed.
@@ -103,6 +117,9 @@ func Renew(plan *catalog.Plan, st store.Store, opts RenewOptions) (*RenewReport,
 			rep.External = append(rep.External, c.Spec.Name)
 			continue
 		}
+		if same := c.CA.SameSubjects(); len(same) > 0 {
+			return nil, fmt.Errorf("renew %s: %s is not a valid trust bundle: %s", c.Spec.Name, c.CA.Path, same[0])
+		}
 		t, err := loadTarget(plan, c, opts)
 		if err != nil {
 			return nil, err
@@ -142,10 +159,35 @@ func Renew(plan *catalog.Plan, st store.Store, opts RenewOptions) (*RenewReport,
 		}
 		rep.Renewed = append(rep.Renewed, r)
 	}
+	rep.Trust = trustWritten(targets)
 	if rep.Backup, err = tx.Commit(opts.Now); err != nil {
 		return nil, err
 	}
 	return rep, nil
+}
+
+// trustWritten lists the trust bundles of several CAs that the renewal of
+// targets writes into kubeconfigs.
+func trustWritten(targets []target) []TrustBundle {
+	var out []TrustBundle
+	seen := map[string]bool{}
+	for _, t := range targets {
+		ca := t.c.CA
+		if len(ca.Certs) < 2 || seen[ca.Spec.Name] || (t.c.Kubeconfig == nil && len(t.c.Copies) == 0) {
+			continue
+		}
+		seen[ca.Spec.Name] = true
+		b := TrustBundle{CA: ca.Spec.Name, Path: ca.Path}
+		for i, c := range ca.Certs {
+			key := "key here"
+			if !ca.KeyHere(c) {
+				key = "key not here"
+			}
+			b.CAs = append(b.CAs, fmt.Sprintf("#%d %s (%s)", i+1, resolve.Describe(c), key))
+		}
+		out = append(out, b)
+	}
+	return out
 }
 
 // signsTokens says whether a certificate only carries the service-account
@@ -165,8 +207,16 @@ func signsTokens(plan *catalog.Plan, c catalog.CertSpec) bool {
 func loadTarget(plan *catalog.Plan, c *resolve.Cert, opts RenewOptions) (target, error) {
 	spec := c.Spec
 	cert, key, err := c.Location.Read()
-	if err != nil {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return target{}, fmt.Errorf("renew %s: %w (run kubepki init to create it)", spec.Name, err)
+	case err != nil:
+		return target{}, fmt.Errorf("renew %s: %w", spec.Name, err)
+	}
+	// Renewal writes beside the file it read: never through a link that
+	// leads out of its directory.
+	if err := resolve.LinkOutside(c.Location); err != nil {
+		return target{}, fmt.Errorf("renew %s: %w", spec.Name, err)
 	}
 	file := c.Location.Path()
 	_, signed := c.CA.SignerOf(cert)

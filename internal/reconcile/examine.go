@@ -149,6 +149,11 @@ func examineCert(c *resolve.Cert, now time.Time) Status {
 		s.bad(Invalid, "private key %s missing", keyPath)
 	}
 	checkCert(&s, c, cert, key, now)
+	if s.IsCA {
+		for _, d := range c.CA.SameSubjects() {
+			s.bad(Invalid, "%s", d)
+		}
+	}
 	return s
 }
 
@@ -197,7 +202,7 @@ func checkCert(s *Status, c *resolve.Cert, cert *x509.Certificate, key crypto.Si
 		case !ok:
 			s.bad(Invalid, "not signed by CA %s (%s)", spec.CA, caFile(c))
 		default:
-			s.SignedBy = resolve.Describe(signer)
+			s.SignedBy = c.CA.DescribeSigner(signer)
 			if cert.NotAfter.After(signer.NotAfter.Add(outliveTolerance)) {
 				s.bad(Drifted, "outlives its CA: NotAfter %s is after the CA's %s", cert.NotAfter.UTC().Format(time.RFC3339), signer.NotAfter.UTC().Format(time.RFC3339))
 			}

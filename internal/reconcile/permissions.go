@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 
 	"kubepki.dev/kubepki/internal/catalog"
@@ -45,7 +46,12 @@ type Permission struct {
 func Permissions(plan *catalog.Plan, st store.Store) []Permission {
 	var out []Permission
 	euid := os.Geteuid()
+	seen := map[string]bool{}
 	check := func(path string, forbidden fs.FileMode, secret bool, what string) {
+		if seen[path] {
+			return
+		}
+		seen[path] = true
 		fi, err := os.Lstat(path)
 		if err != nil {
 			return // a missing file is reported by Examine
@@ -75,6 +81,10 @@ func Permissions(plan *catalog.Plan, st store.Store) []Permission {
 		}
 	}
 	dirs := map[string]bool{}
+	// refDirs hold files a kubeconfig refers to (client-certificate,
+	// client-key, the kubelet's pki directory): whoever can write there
+	// can swap the identity, so group or others writing is a finding.
+	refDirs := map[string]bool{}
 	m := resolve.Resolve(plan, store.Store{Dir: st.Dir, KubeconfigDir: st.KubeconfigDir, Keys: store.KeyPolicy{Insecure: true}})
 	for _, c := range m.Certs {
 		switch {
@@ -85,8 +95,21 @@ func Permissions(plan *catalog.Plan, st store.Store) []Permission {
 			dirs[filepath.Dir(resolve.KeyFile(c.Location))] = true
 		case resolve.KeyFile(c.Location) != "":
 			// A kubeconfig's client-key file, or the kubelet's PEM (its
-			// link is the kubelet's layout; the file it names is checked).
+			// link is the kubelet's layout; the file it names is checked,
+			// and must be beside it).
+			if err := resolve.LinkOutside(c.Location); err != nil {
+				out = append(out, Permission{Path: c.Location.Path(), Problem: strings.TrimPrefix(err.Error(), c.Location.Path()+": ")})
+				seen[resolve.KeyFile(c.Location)] = true
+				continue
+			}
 			check(resolve.KeyFile(c.Location), 0o077, true, "private key readable by group or others")
+			refDirs[filepath.Dir(resolve.KeyFile(c.Location))] = true
+			refDirs[filepath.Dir(c.Location.Path())] = true
+			if c.Location.Kind() == resolve.Referenced {
+				// A kubeconfig's client-certificate: as a key, a regular
+				// file (renewal refuses a link) that others cannot write.
+				check(c.Location.Path(), 0o022, false, "writable by group or others")
+			}
 		}
 	}
 	for _, k := range plan.Keys {
@@ -97,6 +120,11 @@ func Permissions(plan *catalog.Plan, st store.Store) []Permission {
 	for _, k := range m.Kubeconfigs {
 		if k.Location.Kind() == resolve.Embedded {
 			check(k.Path, 0o077, false, "kubeconfig holds a private key but is readable by group or others")
+		}
+	}
+	for _, d := range slices.Sorted(maps.Keys(refDirs)) {
+		if fi, err := os.Stat(d); err == nil && fi.IsDir() && !dirs[d] && fi.Mode().Perm()&0o022 != 0 {
+			check(d, 0o022, false, "directory of a kubeconfig's client certificate or key writable by group or others")
 		}
 	}
 	for _, d := range slices.Sorted(maps.Keys(dirs)) {

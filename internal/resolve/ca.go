@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 
 	"kubepki.dev/kubepki/internal/catalog"
 	"kubepki.dev/kubepki/internal/pki"
@@ -77,6 +78,63 @@ func (ca *CA) SignerOf(cert *x509.Certificate) (*x509.Certificate, bool) {
 		}
 	}
 	return nil, false
+}
+
+// Index is the 1-based position of c in the CA's file, 0 when it is not
+// there: "CA #2" of a trust bundle.
+func (ca *CA) Index(c *x509.Certificate) int {
+	for i, b := range ca.Certs {
+		if b.Equal(c) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// KeyHere reports whether the key of c, a certificate of the CA's file, is
+// in the directory: c is the CA that signs here.
+func (ca *CA) KeyHere(c *x509.Certificate) bool {
+	return ca.CanIssue() && ca.Signer.Cert.Equal(c)
+}
+
+// SameSubjects names every two CAs of the file with one subject. Such a
+// bundle is invalid: a client building a chain picks its issuer by
+// subject and cannot tell them apart, so a CA planted beside the real one
+// under its name goes unseen. A rotation's new CA has a subject of its
+// own ("Manual Rotation of CA Certificates").
+func (ca *CA) SameSubjects() []string {
+	var out []string
+	for i, a := range ca.Certs {
+		for j := i + 1; j < len(ca.Certs); j++ {
+			if b := ca.Certs[j]; sameName(a, b) {
+				out = append(out, fmt.Sprintf("CA #%d (%s) and CA #%d (%s) have the same subject %q: chain building cannot tell them apart; remove the one that does not belong",
+					i+1, Describe(a), j+1, Describe(b), a.Subject.String()))
+			}
+		}
+	}
+	return out
+}
+
+// sameName reports whether two certificates have one subject as a chain
+// builder sees it: openssl compares names canonically (string types and
+// case folded), so a UTF8String CN=Kubernetes matches a PrintableString
+// CN=kubernetes although their bytes differ.
+func sameName(a, b *x509.Certificate) bool {
+	return bytes.Equal(a.RawSubject, b.RawSubject) || strings.EqualFold(a.Subject.String(), b.Subject.String())
+}
+
+// DescribeSigner names the CA of the file that signed a certificate: its
+// place in a trust bundle and, when it cannot sign here, that its key is
+// not here.
+func (ca *CA) DescribeSigner(c *x509.Certificate) string {
+	d := Describe(c)
+	if len(ca.Certs) > 1 {
+		d = fmt.Sprintf("CA #%d %s", ca.Index(c), d)
+	}
+	if !ca.KeyHere(c) {
+		d += ", whose key is not here"
+	}
+	return d
 }
 
 // Describe names one CA certificate for a person: "CN=kubernetes serial

@@ -212,6 +212,43 @@ func (l rotatedLocation) target() (string, bool, error) {
 	return resolved, true, nil
 }
 
+// outside says why the link names a file outside its own directory, or
+// nil. The kubelet links kubelet-client-current.pem only to a
+// kubelet-client-<timestamp>.pem beside it; a link elsewhere would have
+// renewal write a private key into whatever directory it names.
+func (l rotatedLocation) outside() error {
+	target, isLink, err := l.target()
+	if err != nil || !isLink {
+		return nil
+	}
+	dir, err := filepath.EvalSymlinks(filepath.Dir(l.file))
+	if err != nil {
+		return nil
+	}
+	absDir, err1 := filepath.Abs(dir)
+	absTarget, err2 := filepath.Abs(target)
+	if err1 != nil || err2 != nil {
+		return nil
+	}
+	if filepath.Dir(absTarget) != absDir {
+		return fmt.Errorf("symbolic link to %s, outside its directory %s: the kubelet links it only to a kubelet-client-<timestamp>.pem beside it; put the file itself here", target, filepath.Dir(l.file))
+	}
+	return nil
+}
+
+// LinkOutside says why a location is a link that points outside its own
+// directory (the kubelet's kubelet-client-current.pem linked elsewhere):
+// kubepki neither trusts nor writes through it. Nil for every other
+// location.
+func LinkOutside(l Location) error {
+	if rl, ok := l.(rotatedLocation); ok {
+		if err := rl.outside(); err != nil {
+			return fmt.Errorf("%s: %w", rl.file, err)
+		}
+	}
+	return nil
+}
+
 func (l rotatedLocation) Read() (*x509.Certificate, crypto.Signer, error) {
 	target, _, err := l.target()
 	if err != nil {
@@ -248,6 +285,9 @@ func (l rotatedLocation) stage(w *Writer, cert *x509.Certificate, key crypto.Sig
 	target, isLink, err := l.target()
 	if err != nil {
 		return fmt.Errorf("%s: %w", l.file, err)
+	}
+	if err := LinkOutside(l); err != nil {
+		return err
 	}
 	if !isLink {
 		if err := w.file(target, data, store.KeyMode); err != nil {

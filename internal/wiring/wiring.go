@@ -64,7 +64,9 @@ type Options struct {
 // For returns the wiring of a component on a node. node "" picks the
 // spec's only node when it has one (kubeadm's default: one control plane
 // that also runs the kubelet), else the first control-plane node for
-// control-plane components and the first worker for kubelet and kube-proxy.
+// control-plane components and the first worker for kubelet and kube-proxy
+// (in the kubeadm layout, where every node runs them, the first node when
+// there is no worker).
 func For(c *cluster.Cluster, plan *catalog.Plan, comp Component, node string, opts Options) (*Wiring, error) {
 	if !slices.Contains(Components(), comp) {
 		return nil, fmt.Errorf("unknown component %q (want one of %s)", comp, joinComponents())
@@ -72,7 +74,7 @@ func For(c *cluster.Cluster, plan *catalog.Plan, comp Component, node string, op
 	if x := c.Etcd.External; comp == Etcd && x != nil {
 		return nil, fmt.Errorf("etcd is external (etcd.external in the spec: %s): kubepki does not wire it; kube-apiserver's --etcd-* flags point at it", strings.Join(x.Endpoints, ","))
 	}
-	n, err := pickNode(c, comp, node)
+	n, err := pickNode(c, plan.Profile, comp, node)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +114,7 @@ func joinComponents() string {
 	return strings.Join(s, ", ")
 }
 
-func pickNode(c *cluster.Cluster, comp Component, name string) (cluster.Node, error) {
+func pickNode(c *cluster.Cluster, p catalog.Profile, comp Component, name string) (cluster.Node, error) {
 	if name != "" {
 		for _, n := range c.Nodes {
 			if n.Name == name {
@@ -130,6 +132,11 @@ func pickNode(c *cluster.Cluster, comp Component, name string) (cluster.Node, er
 	role, candidates := cluster.RoleControlPlane, c.ControlPlanes()
 	if comp == Kubelet || comp == KubeProxy {
 		role, candidates = cluster.RoleWorker, c.Workers()
+		if len(candidates) == 0 && p == catalog.Kubeadm {
+			// kubeadm runs a kubelet (and kube-proxy) on every node,
+			// control planes included (runsOn).
+			candidates = c.Nodes
+		}
 	}
 	if len(candidates) == 0 {
 		names := make([]string, len(c.Nodes))

@@ -194,7 +194,9 @@ func TestDefaultNode(t *testing.T) {
 		{"kubeadm default apiserver", kubeadmDefault, catalog.Kubeadm, KubeAPIServer, "cp1", ""},
 		{"hard way kubelet: first worker", cluster.Default(), catalog.Hardway, Kubelet, "node-0", ""},
 		{"hard way etcd: first control plane", cluster.Default(), catalog.Hardway, Etcd, "server", ""},
-		{"three control planes, kubelet", threeCP, catalog.Kubeadm, Kubelet, "", "no worker node to run kubelet on by default; pass --node (one of cp1, cp2, cp3)"},
+		// kubeadm runs a kubelet and kube-proxy on every node.
+		{"kubeadm three control planes, kubelet", threeCP, catalog.Kubeadm, Kubelet, "cp1", ""},
+		{"hard way three control planes, kubelet", threeCP, catalog.Hardway, Kubelet, "", "no worker node to run kubelet on by default; pass --node (one of cp1, cp2, cp3)"},
 		{"one node without the role", kubeadmDefault, catalog.Hardway, Kubelet, "", "kubelet does not run on node cp1 in the hardway layout"},
 	}
 	for _, tc := range tests {

@@ -70,6 +70,16 @@ func TestKubeadmNode(t *testing.T) {
 	bundle := base.Copy(t)
 	pre129 := base.Copy(t)
 
+	// kubeadm runs a kubelet on every node, the control plane included:
+	// wiring it on the inferred spec of this lone control plane needs no
+	// --node, and points it at kubeadm's kubelet.conf.
+	t.Run("wiring kubelet on the control plane", func(t *testing.T) {
+		out, code := runCode(t, bin, "wiring", "kubelet", "--dir", base.PKIDir)
+		if code != 0 || !strings.Contains(out, "--kubeconfig=/etc/kubernetes/kubelet.conf") {
+			t.Errorf("wiring kubelet: exit %d, want 0 and --kubeconfig=/etc/kubernetes/kubelet.conf\n%s", code, out)
+		}
+	})
+
 	// whoamis are checked on the control plane at the end.
 	type check struct {
 		variant, kubeconfig string
