@@ -2,14 +2,10 @@ package cli_test
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -101,39 +97,6 @@ func refPair(t *testing.T, certFile, keyFile string) {
 	}
 }
 
-// refKill runs kubepki with refDelay after each file written, SIGKILLs it
-// after wait, and reports whether the kill came before it exited.
-func refKill(t *testing.T, bin string, wait time.Duration, args ...string) bool {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), store.TestWriteDelayEnv+"="+refDelay.String())
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("kubepki %s (not killed): %v", strings.Join(args, " "), err)
-		}
-		return false
-	case <-time.After(wait):
-	}
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	err := <-done
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
-			return true
-		}
-	}
-	if err != nil {
-		t.Fatalf("kubepki %s: %v", strings.Join(args, " "), err)
-	}
-	return false
-}
-
 // refJournalStates lists the states of the store's journals.
 func refJournalStates(t *testing.T, st store.Store) []string {
 	t.Helper()
@@ -199,7 +162,7 @@ func TestCrashReferencedFiles(t *testing.T) {
 			calibrate := filepath.Join(work, "calibrate-"+file)
 			setup(calibrate)
 			start := time.Now()
-			if refKill(t, bin, time.Hour, args(calibrate)...) {
+			if crashKill(t, bin, refDelay, time.Hour, args(calibrate)...) {
 				t.Fatal("calibration run killed")
 			}
 			span := time.Since(start)
@@ -211,7 +174,7 @@ func TestCrashReferencedFiles(t *testing.T) {
 				// Ten points spread over the run, then again: most of
 				// it is the slowed write phase.
 				wait := span * time.Duration(2*(i%10)+1) / 20
-				killed := refKill(t, bin, wait, args(root)...)
+				killed := crashKill(t, bin, refDelay, wait, args(root)...)
 				states := refJournalStates(t, st)
 				for _, s := range states {
 					if killed && (s == "prepare" || s == "begin") {

@@ -44,13 +44,13 @@ func crashRun(t *testing.T, bin string, args ...string) (int, string) {
 	return 0, out.String()
 }
 
-// crashKill starts kubepki with a pause after each file it writes (the
-// test-only store.TestWriteDelayEnv), SIGKILLs it after wait, and reports
-// whether the kill came before it exited.
-func crashKill(t *testing.T, bin string, wait time.Duration, args ...string) bool {
+// crashKill starts kubepki with a pause of delay after each file it writes
+// (the test-only store.TestWriteDelayEnv), SIGKILLs it after wait, and
+// reports whether the kill came before it exited.
+func crashKill(t *testing.T, bin string, delay, wait time.Duration, args ...string) bool {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), store.TestWriteDelayEnv+"="+crashDelay.String())
+	cmd.Env = append(os.Environ(), store.TestWriteDelayEnv+"="+delay.String())
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +331,7 @@ func TestCrashSafety(t *testing.T) {
 			crashCopy(t, templates[k.profile], root)
 		}
 		start := time.Now()
-		if crashKill(t, bin, time.Hour, args(k, root)...) {
+		if crashKill(t, bin, crashDelay, time.Hour, args(k, root)...) {
 			t.Fatal("calibration run killed")
 		}
 		spans[k] = time.Since(start)
@@ -351,7 +351,7 @@ func TestCrashSafety(t *testing.T) {
 		// Over the first 80% of an unkilled run: nearly all of it is the
 		// write phase, slowed down.
 		wait := time.Duration(rng.Int64N(int64(spans[k]) * 8 / 10))
-		if crashKill(t, bin, wait, args(k, root)...) {
+		if crashKill(t, bin, crashDelay, wait, args(k, root)...) {
 			killed[k]++
 			kills++
 		}
