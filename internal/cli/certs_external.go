@@ -42,7 +42,7 @@ Embedded kubeconfig certificates are named after their kubeconfig
 			}
 			files, err := lifecycle.GenerateCSRs(plan, f.store(e, plan.Profile), args, csrDir)
 			if err != nil {
-				return err
+				return nameError(err)
 			}
 			return print(e.stdout, output, files, func(w io.Writer) error {
 				for _, c := range files {

@@ -595,7 +595,7 @@ func TestRenewCommand(t *testing.T) {
 	if r := lcWant(t, 1, with("certs", "renew", "ca")...); !strings.Contains(r.stderr, "is a CA") {
 		t.Errorf("renew ca: %s", r.stderr)
 	}
-	if r := lcWant(t, 1, with("certs", "renew", "apiserver", "nope")...); !strings.Contains(r.stderr, `"nope"`) {
+	if r := lcWant(t, 2, with("certs", "renew", "apiserver", "nope")...); !strings.Contains(r.stderr, `"nope" in the kubeadm plan; valid: all, admin.conf, apiserver, `) {
 		t.Errorf("renew nope: %s", r.stderr)
 	}
 	lcWant(t, 2, with("certs", "renew")...)

@@ -83,7 +83,7 @@ listed, with the command that makes CSRs for the external CA (exit 3).`,
 			}
 			rep, err := lifecycle.Renew(plan, st, opts)
 			if err != nil {
-				return err
+				return nameError(err)
 			}
 			for _, b := range rep.Trust {
 				fmt.Fprintf(e.stderr, "warning: the kubeconfigs' certificate-authority-data now trust %d CAs of %s (CA %s): %s\n", len(b.CAs), b.Path, b.CA, strings.Join(b.CAs, "; "))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"kubepki.dev/kubepki/internal/resolve"
 	"kubepki.dev/kubepki/internal/store"
 )
 
@@ -47,6 +48,16 @@ func findings(format string, args ...any) error {
 
 func usageError(format string, args ...any) error {
 	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// nameError makes a certificate or kubeconfig name on the command line
+// that the plan does not have a usage error; other errors pass through.
+func nameError(err error) error {
+	var u *resolve.UnknownNameError
+	if errors.As(err, &u) {
+		return &exitError{code: ExitUsage, err: err}
+	}
+	return err
 }
 
 // env is what commands share: streams, the clock, and the global flags.

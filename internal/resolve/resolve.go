@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"kubepki.dev/kubepki/internal/catalog"
 	"kubepki.dev/kubepki/internal/store"
@@ -166,6 +167,39 @@ func (m *Model) Kubeconfig(name string) (*Kubeconfig, bool) {
 	return nil, false
 }
 
+// UnknownNameError is Select's error for a name that is neither a
+// certificate nor a kubeconfig of the plan.
+type UnknownNameError struct {
+	Name    string
+	Profile catalog.Profile
+	// Valid are the names Select accepts, "all" first.
+	Valid []string
+}
+
+func (e *UnknownNameError) Error() string {
+	return fmt.Sprintf("no certificate or kubeconfig %q in the %s plan; valid: %s", e.Name, e.Profile, strings.Join(e.Valid, ", "))
+}
+
+// Names are the names Select accepts: "all", then the non-CA
+// certificates' and the kubeconfigs' names (and a plain kubelet.conf
+// installed here), sorted.
+func (m *Model) Names() []string {
+	var names []string
+	for _, c := range m.Certs {
+		if !c.Spec.Profile.IsCA {
+			names = append(names, c.Spec.Name)
+		}
+	}
+	for _, k := range m.Kubeconfigs {
+		names = append(names, k.Spec.Name)
+		if k.Installed {
+			names = append(names, filepath.Base(k.Path))
+		}
+	}
+	slices.Sort(names)
+	return append([]string{"all"}, slices.Compact(names)...)
+}
+
 // Leaves are the non-CA certificates that live here (not on another node).
 func (m *Model) Leaves() []*Cert {
 	var out []*Cert
@@ -196,7 +230,7 @@ func (m *Model) Select(names []string) ([]*Cert, error) {
 			case n == KubeletConf && m.KubeletConf != nil:
 				return nil, fmt.Errorf("%s is the kubelet kubeconfig of no node of the spec: its client certificate is not of a node the spec names (system:node:<name>)", m.KubeletConf.Path)
 			default:
-				return nil, fmt.Errorf("no certificate or kubeconfig %q in the %s plan", n, m.Plan.Profile)
+				return nil, &UnknownNameError{Name: n, Profile: m.Plan.Profile, Valid: m.Names()}
 			}
 		}
 		if c.Spec.Profile.IsCA {
