@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -277,8 +278,15 @@ func kubeadmToSpec(cc *kubeadmClusterConfiguration, ic *kubeadmInitConfiguration
 		return nil, fail("kubernetesVersion", "%v", err)
 	}
 	out := &KubeadmConfig{Cluster: c, CertificatesDir: KubeadmCertificatesDir, KubernetesVersion: version}
-	if cc.CertificatesDir != "" {
-		out.CertificatesDir = cc.CertificatesDir
+	if d := cc.CertificatesDir; d != "" {
+		const field = "ClusterConfiguration.certificatesDir"
+		switch {
+		case !path.IsAbs(d):
+			return nil, fail(field, "%q is not an absolute path (kubeadm requires one)", d)
+		case slices.Contains(strings.Split(d, "/"), ".."):
+			return nil, fail(field, "%q has a \"..\" element (kubeadm requires a plain absolute path)", d)
+		}
+		out.CertificatesDir = d
 	}
 	// The one place a kubeadm file's version enters the spec: before
 	// v1.29 admin.conf is in system:masters (catalog).

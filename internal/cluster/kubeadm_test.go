@@ -206,6 +206,8 @@ func TestParseKubeadmRefuses(t *testing.T) {
 		{"bad version", cc("kubernetesVersion: one\n"), `kubernetesVersion: "one" is not a Kubernetes version`},
 		{"only component configs", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n", "no kubeadm ClusterConfiguration or InitConfiguration"},
 		{"duplicate field", cc("clusterName: a\nclusterName: b\n"), `key "clusterName" already set`},
+		{"relative certificatesDir", cc("certificatesDir: pki\n"), `k.yaml: ClusterConfiguration.certificatesDir: "pki" is not an absolute path`},
+		{"certificatesDir with ..", cc("certificatesDir: /etc/kubernetes/../pki\n"), `k.yaml: ClusterConfiguration.certificatesDir: "/etc/kubernetes/../pki" has a ".." element`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
