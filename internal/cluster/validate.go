@@ -99,6 +99,9 @@ func Validate(c *Cluster) []Finding {
 			add(Error, fmt.Sprintf("apiServer.extraSANs[%d]", i), "%v", err)
 		}
 	}
+	if f := manySANs("apiServer.extraSANs", len(c.APIServer.ExtraSANs)); f != nil {
+		fs = append(fs, *f)
+	}
 	for _, list := range []struct {
 		field string
 		sans  []string
@@ -108,6 +111,9 @@ func Validate(c *Cluster) []Finding {
 			if err := checkSAN(s); err != nil {
 				add(Error, fmt.Sprintf("%s[%d]", field, i), "%v", err)
 			}
+		}
+		if f := manySANs(list.field, len(list.sans)); f != nil {
+			fs = append(fs, *f)
 		}
 	}
 	if x := c.Etcd.External; x != nil {
@@ -230,6 +236,9 @@ func validateComponents(cs map[string]Component) []Finding {
 				add(fmt.Sprintf("%s.extraSANs[%d]", f, i), "%v", err)
 			}
 		}
+		if m := manySANs(f+".extraSANs", len(x.ExtraSANs)); m != nil {
+			fs = append(fs, *m)
+		}
 	}
 	return fs
 }
@@ -254,6 +263,22 @@ func CheckUserName(name string) error {
 		return fmt.Errorf("%q holds a character that does not print (%U)", name, []rune(name[i:])[0])
 	}
 	return nil
+}
+
+// MaxSANs is how many subject alternative names a spec field may add to a
+// certificate before Validate warns: each one makes the certificate
+// bigger (20,000 make a 528 KB apiserver.crt) for every TLS handshake,
+// and is almost always a generated list gone wrong.
+const MaxSANs = 100
+
+// manySANs is the warning for a field that adds more than MaxSANs names
+// to a certificate, or nil.
+func manySANs(field string, n int) *Finding {
+	if n <= MaxSANs {
+		return nil
+	}
+	return &Finding{Severity: Warning, Field: field,
+		Message: fmt.Sprintf("%d SANs (more than %d): every one goes into the certificate, which each TLS handshake sends", n, MaxSANs)}
 }
 
 // checkSAN accepts an IP or a DNS name (wildcards allowed).

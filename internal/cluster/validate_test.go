@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -90,6 +92,11 @@ func TestValidate(t *testing.T) {
 		{"user name with a tab inside", func(c *Cluster) { c.Users = []User{{Name: "ja\tne"}} }, "users[0].name", Error, "does not print"},
 		{"user name with a zero-width space", func(c *Cluster) { c.Users = []User{{Name: "ja\u200bne"}} }, "users[0].name", Error, "does not print"},
 		{"duplicate user", func(c *Cluster) { c.Users = []User{{Name: "jane"}, {Name: "jane"}} }, "users[1].name", Error, "duplicate user"},
+		{"20,000 apiserver SANs", func(c *Cluster) { c.APIServer.ExtraSANs = manyNames(20000) }, "apiServer.extraSANs", Warning, "20000 SANs (more than 100)"},
+		{"101 etcd server SANs", func(c *Cluster) { c.Etcd.ServerCertSANs = manyNames(101) }, "etcd.serverCertSANs", Warning, "101 SANs"},
+		{"101 component SANs", func(c *Cluster) {
+			c.Components = map[string]Component{"kube-scheduler": {ExtraSANs: manyNames(101)}}
+		}, "components.kube-scheduler.extraSANs", Warning, "101 SANs"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -191,5 +198,28 @@ func TestKubernetesVersion(t *testing.T) {
 				t.Errorf("Before(1, 29) = %v, want %v", got, tc.before1_29)
 			}
 		})
+	}
+}
+
+// manyNames is n distinct DNS names.
+func manyNames(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("h%d.example.com", i)
+	}
+	return out
+}
+
+// TestValidateSANCountBoundary: MaxSANs extra SANs are fine, one more warns
+// (and only warns: the spec is still usable).
+func TestValidateSANCountBoundary(t *testing.T) {
+	for n, want := range map[int]bool{MaxSANs: false, MaxSANs + 1: true} {
+		c := Default()
+		c.APIServer.ExtraSANs = manyNames(n)
+		fs := Validate(c)
+		got := slices.ContainsFunc(fs, func(f Finding) bool { return f.Field == "apiServer.extraSANs" && f.Severity == Warning })
+		if got != want || HasErrors(fs) {
+			t.Errorf("%d SANs: warning %v, want %v; findings %v", n, got, want, fs)
+		}
 	}
 }
