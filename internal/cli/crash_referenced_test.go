@@ -14,6 +14,7 @@ import (
 	"kubepki.dev/kubepki/internal/pkitest"
 	"kubepki.dev/kubepki/internal/store"
 	"kubepki.dev/kubepki/internal/testenv"
+	"kubepki.dev/kubepki/internal/treetest"
 )
 
 // refDelay is the pause after each file written in TestCrashReferencedFiles:
@@ -187,11 +188,11 @@ func TestCrashReferencedFiles(t *testing.T) {
 				}
 
 				verify := []string{"verify", "--dir", st.Dir, "--config", spec}
-				before := crashSnapshot(t, root)
+				before := treetest.Snapshot(t, root)
 				if code, out := crashRun(t, bin, verify...); code != 0 && code != 3 {
 					t.Fatalf("trial %d (killed after %v): verify: exit %d\n%s", i, wait, code, out)
 				}
-				crashUnchanged(t, "verify", before, crashSnapshot(t, root))
+				crashUnchanged(t, "verify", before, treetest.Snapshot(t, root))
 				crashRecover(t, st)
 				crashJournals(t, st)
 				refPair(t, filepath.Join(root, "certs", "admin.crt"), filepath.Join(root, "certs", "admin.key"))

@@ -2,8 +2,6 @@ package cli_test
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +23,7 @@ import (
 	"kubepki.dev/kubepki/internal/reconcile"
 	"kubepki.dev/kubepki/internal/store"
 	"kubepki.dev/kubepki/internal/testenv"
+	"kubepki.dev/kubepki/internal/treetest"
 )
 
 // crashRun runs kubepki to the end and returns its exit code and output.
@@ -138,44 +137,6 @@ func crashTemps(t *testing.T, root string) []string {
 		}
 		return nil
 	})
-	return out
-}
-
-// crashSnapshot describes every file, link and directory under root:
-// type, mode, and the SHA-256 of a file or the target of a link.
-func crashSnapshot(t *testing.T, root string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		desc := fi.Mode().String()
-		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			desc += " -> " + target
-		case fi.Mode().IsRegular():
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			sum := sha256.Sum256(data)
-			desc += " " + hex.EncodeToString(sum[:])
-		}
-		out[p] = desc
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	return out
 }
 
@@ -363,11 +324,11 @@ func TestCrashSafety(t *testing.T) {
 		verify := []string{"verify", "--dir", st.Dir, "--profile", string(k.profile), "--config", spec}
 		// (A kill before init made the directory leaves nothing to look at.)
 		if store.Exists(st.Dir) {
-			before := crashSnapshot(t, root)
+			before := treetest.Snapshot(t, root)
 			if code, out := crashRun(t, bin, verify...); code != 0 && code != 3 {
 				t.Fatalf("trial %d (%s %s, killed after %v): verify: exit %d\n%s", i, k.profile, k.cmd, wait, code, out)
 			}
-			crashUnchanged(t, "verify", before, crashSnapshot(t, root))
+			crashUnchanged(t, "verify", before, treetest.Snapshot(t, root))
 			crashRecover(t, st)
 		}
 		crashConsistent(t, plan, st, k.cmd == "init")

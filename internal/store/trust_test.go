@@ -1,16 +1,14 @@
 package store
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
+
+	"kubepki.dev/kubepki/internal/treetest"
 )
 
 // plantedJournal is a backup directory as the reviewer's repro planted it:
@@ -54,41 +52,6 @@ func plantJournal(t *testing.T) plantedJournal {
 		t.Fatal(err)
 	}
 	return plantedJournal{root: root, dir: dir, journal: filepath.Join(dir, JournalFile), st: st}
-}
-
-// treeHashes describes every entry under root: type, mode, owner, and the
-// content of a file or the target of a link.
-func treeHashes(t *testing.T, root string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		desc := fi.Mode().String() + " uid " + strconv.Itoa(owner(fi))
-		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			target, _ := os.Readlink(p)
-			desc += " -> " + target
-		case fi.Mode().IsRegular():
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			sum := sha256.Sum256(data)
-			desc += " " + hex.EncodeToString(sum[:])
-		}
-		out[p] = desc
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 func chownAll(t *testing.T, uid int, paths ...string) {
@@ -225,7 +188,7 @@ func TestRecoverRefusesPlantedJournal(t *testing.T) {
 			p := plantJournal(t)
 			tc.tamper(t, p)
 			want := tc.file(p) + ": " + tc.why
-			before := treeHashes(t, p.root)
+			before := treetest.Snapshot(t, p.root)
 
 			left, err := p.st.Leftovers()
 			if err != nil {
@@ -245,7 +208,7 @@ func TestRecoverRefusesPlantedJournal(t *testing.T) {
 			if !r.Empty() {
 				t.Errorf("Recover did %q", r.Lines())
 			}
-			if after := treeHashes(t, p.root); !maps.Equal(before, after) {
+			if after := treetest.Snapshot(t, p.root); !maps.Equal(before, after) {
 				t.Errorf("Recover changed the tree:\nbefore %q\nafter  %q", before, after)
 			}
 			assertFile(t, p.st.KeyPath("ca"), []byte(realKey), KeyMode)
