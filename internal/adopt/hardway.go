@@ -22,15 +22,10 @@ const hardwayExtraService = "kubernetes.default.svc.cluster"
 // and <name>.kubeconfig files beside them.
 func inferHardway(r *reader) (*cluster.Cluster, error) {
 	c := &cluster.Cluster{}
-	api, err := r.cert(hardwayAPIServer)
+	api, err := r.common(c, hardwayAPIServer)
 	if err != nil {
 		return nil, err
 	}
-	ca, err := r.cert("ca")
-	if err != nil {
-		return nil, err
-	}
-	r.common(c, ca, api)
 
 	// Workers: every certificate issued to system:node:<name>. The kubelet
 	// serving certificate names the node's hostnames and IPs.

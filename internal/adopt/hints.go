@@ -111,10 +111,24 @@ func keyAlgorithm(c *x509.Certificate) string {
 	return string(a)
 }
 
-// common fills in what both layouts infer alike: the key algorithm of the
-// leaves, the lifetimes, the CA's subject and the service network from the
-// API server certificate.
-func (r *reader) common(c *cluster.Cluster, ca, api *x509.Certificate) {
+// common reads the API server certificate (apiStem) and the cluster CA,
+// fills in what both layouts infer alike from them (the key algorithm of
+// the leaves, the lifetimes, the CA's subject and the service network),
+// and returns the API server certificate.
+func (r *reader) common(c *cluster.Cluster, apiStem string) (*x509.Certificate, error) {
+	api, err := r.cert(apiStem)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := r.cert("ca")
+	if err != nil {
+		return nil, err
+	}
+	r.fill(c, ca, api)
+	return api, nil
+}
+
+func (r *reader) fill(c *cluster.Cluster, ca, api *x509.Certificate) {
 	switch alg := keyAlgorithm(api); {
 	case alg != "":
 		c.KeyAlgorithm = alg

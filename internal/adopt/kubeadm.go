@@ -15,15 +15,10 @@ import (
 // kubeadm profile, which adds kubelet-<node>.conf for every node).
 func inferKubeadm(r *reader) (*cluster.Cluster, error) {
 	c := &cluster.Cluster{}
-	api, err := r.cert("apiserver")
+	api, err := r.common(c, "apiserver")
 	if err != nil {
 		return nil, err
 	}
-	ca, err := r.cert("ca")
-	if err != nil {
-		return nil, err
-	}
-	r.common(c, ca, api)
 	etcdCA, err := r.cert("etcd/ca")
 	if err != nil {
 		return nil, err
