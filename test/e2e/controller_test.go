@@ -875,9 +875,12 @@ func TestControllerFailover(t *testing.T) {
 	// (client-go's leader elector), once to see the last renewal and
 	// once more to find it expired: at most leaseDuration + 2×2.2 retry
 	// periods, plus a little for the scheduler of a busy 2-core machine.
-	// The lower bound shows the standby did not take a live lease; it has
-	// a little slack because the Lease records wall-clock times while the
-	// elector measures on the monotonic clock (a VM's wall clock is slewed).
+	// The lower bound tells a lease that ran out from one given up: a
+	// released lease is taken within two jittered retry periods (about a
+	// second), an expired one after leaseDuration as the elector measures
+	// it, on the monotonic clock. The Lease records wall-clock times, and
+	// a CI VM's wall clock is slewed by NTP (a 4s expiry was once recorded
+	// as 3.6s), so the bound is half the lease duration, not all of it.
 	cur, err := leases.Get(context.Background(), "kubepki-controller", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -887,7 +890,7 @@ func TestControllerFailover(t *testing.T) {
 	}
 	gap := cur.Spec.AcquireTime.Sub(old.Spec.RenewTime.Time)
 	t.Logf("lease: %s renewed last at %s, %s acquired it %v later", *old.Spec.HolderIdentity, old.Spec.RenewTime.Format(time.RFC3339Nano), *cur.Spec.HolderIdentity, gap.Round(time.Millisecond))
-	if minGap, maxGap := leaseDuration-250*time.Millisecond, leaseDuration+5*retryPeriod; gap < minGap || gap > maxGap {
+	if minGap, maxGap := leaseDuration/2, leaseDuration+5*retryPeriod; gap < minGap || gap > maxGap {
 		t.Errorf("lease changed hands %v after the last renewal, want within [%v, %v]", gap, minGap, maxGap)
 	}
 
