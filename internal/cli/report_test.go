@@ -36,13 +36,15 @@ func kubepkiMain(t *testing.T, want int, args ...string) string {
 // key that is not its certificate's (kube-proxy).
 func realisticReport(t *testing.T) (dir, html string) {
 	t.Helper()
+	// Relative paths, as a person types them (and as docs/report.png shows).
 	dir = t.TempDir()
-	pkiDir := filepath.Join(dir, "pki")
+	t.Chdir(dir)
+	pkiDir := "pki"
 	kubepkiMain(t, 0, "init", "--dir", pkiDir)
 	kubepkiMain(t, 0, "certs", "renew", "kube-scheduler", "--validity", "11d", "--dir", pkiDir)
 	pkitest.WriteFile(t, filepath.Join(pkiDir, "kube-proxy.key"), pkitest.EncodeKey(t, pkitest.Key(t, pki.ECDSAP256)), 0o600)
 	html = filepath.Join(dir, "report.html")
-	kubepkiMain(t, 3, "report", "--dir", pkiDir, "--html", html)
+	kubepkiMain(t, 3, "report", "--dir", "pki", "--html", html)
 	return dir, html
 }
 
@@ -83,6 +85,10 @@ var (
 func TestReportInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("opens the report in headless Chromium; runs without -short")
+	}
+	testDir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
 	}
 	dir, html := realisticReport(t)
 
@@ -129,7 +135,7 @@ func TestReportInChromium(t *testing.T) {
 	}
 	for _, want := range []string{
 		"invalid: private key does not match the certificate",
-		"kubepki certs renew kube-proxy --dir " + filepath.Join(dir, "pki"),
+		"kubepki certs renew kube-proxy --dir pki",
 		"restart kube-scheduler on server",
 		`<svg class="timeline"`,
 	} {
@@ -143,7 +149,7 @@ func TestReportInChromium(t *testing.T) {
 	checkScreenshot(t, shot, 1366, 900)
 
 	if os.Getenv("KUBEPKI_UPDATE_DOCS") != "" {
-		docs := filepath.Join("..", "..", "docs", "report.png")
+		docs := filepath.Join(testDir, "..", "..", "docs", "report.png")
 		chromium(t, html, "--screenshot="+docs, "--window-size=1366,1480")
 		checkScreenshot(t, docs, 1366, 1480)
 		t.Logf("wrote %s", docs)

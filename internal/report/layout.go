@@ -17,8 +17,14 @@ const (
 	boxHeight   = 40
 	rowPitch    = 50
 	graphTop    = 34
-	labelChars  = 25
-	detailChars = 31
+	// Up to fitChars a label is drawn whole; beyond
+	// squeezeChars it is squeezed into the box (SVG textLength); beyond
+	// maxChars it is cut.
+	labelFit     = 23
+	labelMax     = 36
+	detailFit    = 30
+	detailMax    = 40
+	textWidthMax = boxWidth - 20
 )
 
 var columnTitles = [...]string{"CAs", "Certificates", "Kubeconfigs", "Components", "Nodes"}
@@ -41,6 +47,8 @@ type box struct {
 	Node       GraphNode
 	// Label and Detail are the node's, shortened to fit the box.
 	Label, Detail string
+	// LabelWidth and DetailWidth, when set, squeeze a long text to fit.
+	LabelWidth, DetailWidth float64
 	// Tooltip is every note, one a line.
 	Tooltip string
 }
@@ -121,11 +129,18 @@ func layoutGraph(g Graph) graphLayout {
 		l.Columns = append(l.Columns, columnTitle{X: colX(c) + boxWidth/2, Title: t})
 	}
 	for i, n := range g.Nodes {
-		l.Boxes = append(l.Boxes, box{
+		b := box{
 			X: colX(n.Kind.Column()), Y: graphTop + y[i], W: boxWidth, H: boxHeight, Node: n,
-			Label: shorten(n.Label, labelChars), Detail: shorten(n.Detail, detailChars),
+			Label: shorten(n.Label, labelMax), Detail: shorten(n.Detail, detailMax),
 			Tooltip: strings.Join(append([]string{n.Label}, n.Notes...), "\n"),
-		})
+		}
+		if len([]rune(b.Label)) > labelFit {
+			b.LabelWidth = textWidthMax
+		}
+		if len([]rune(b.Detail)) > detailFit {
+			b.DetailWidth = textWidthMax
+		}
+		l.Boxes = append(l.Boxes, b)
 	}
 	for _, e := range g.Edges {
 		f, t := l.Boxes[idx[e.From]], l.Boxes[idx[e.To]]
