@@ -11,12 +11,12 @@ import (
 
 // The graph's geometry, in SVG user units (the SVG scales to the page).
 const (
-	graphWidth  = 1280
-	graphPad    = 8
-	boxWidth    = 200
-	boxHeight   = 40
-	rowPitch    = 50
-	graphTop    = 34
+	graphWidth = 1280
+	graphPad   = 8
+	boxWidth   = 200
+	boxHeight  = 40
+	rowPitch   = 50
+	graphTop   = 34
 	// Up to fitChars a label is drawn whole; beyond
 	// squeezeChars it is squeezed into the box (SVG textLength); beyond
 	// maxChars it is cut.
