@@ -17,9 +17,9 @@ const (
 	boxHeight  = 40
 	rowPitch   = 50
 	graphTop   = 34
-	// Up to fitChars a label is drawn whole; beyond
-	// squeezeChars it is squeezed into the box (SVG textLength); beyond
-	// maxChars it is cut.
+	// A label (detail) longer than labelFit (detailFit) runes is squeezed
+	// into the box with SVG's textLength; one longer than labelMax
+	// (detailMax) is cut.
 	labelFit     = 23
 	labelMax     = 36
 	detailFit    = 30
