@@ -251,31 +251,40 @@ func compare(e Endpoint, chain []*x509.Certificate, dialErr error, files Files, 
 		}
 		file, p.File = f, Info(f)
 	}
-	cas, caPath, caErr := files.CA(e.CA)
+	cas, caPath, err := files.CA(e.CA)
+	if err != nil {
+		p.State, p.Detail = NoFile, err.Error()
+		return p
+	}
+	expired := now.After(leaf.NotAfter) || now.Before(leaf.NotBefore)
+	signer := signerOf(leaf, chain[1:], cas)
 	switch {
+	case signer == nil:
+		p.State = Untrusted
+		p.Detail = fmt.Sprintf("%s, issued by %s, which no CA of %s (%d certificate(s)) signs", p.Served.Subject, leaf.Issuer, caPath, len(cas))
+		if file != nil && !leaf.Equal(file) {
+			p.Detail += "; the file " + p.FilePath + " has serial " + p.File.Serial
+		}
 	case file != nil && !leaf.Equal(file):
 		p.State, p.Detail = Differs, differences(file, leaf)
-	case now.After(leaf.NotAfter) || now.Before(leaf.NotBefore):
+		if expired {
+			p.Detail += "; what it serves has expired"
+		}
+	case expired:
 		p.State, p.Detail = Expired, fmt.Sprintf("valid %s to %s", leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
-	case caErr != nil:
-		p.State, p.Detail = NoFile, caErr.Error()
 	default:
-		signer := signerOf(leaf, chain[1:], cas)
-		if signer == nil {
-			p.State = Untrusted
-			p.Detail = fmt.Sprintf("issued by %s, which no CA of %s (%d certificate(s)) signs", leaf.Issuer, caPath, len(cas))
-			return p
-		}
-		p.SignedBy = resolve.Describe(signer)
-		if len(cas) > 1 {
-			p.SignedBy = fmt.Sprintf("CA #%d of %s: %s", slices.IndexFunc(cas, signer.Equal)+1, caPath, p.SignedBy)
-		}
 		p.State = Signed
 		if file != nil {
 			p.State = Matches
 		}
 		if host, _, err := net.SplitHostPort(e.Addr); err == nil && leaf.VerifyHostname(host) != nil {
 			p.Detail = fmt.Sprintf("does not name %s, the address dialled", host)
+		}
+	}
+	if signer != nil {
+		p.SignedBy = resolve.Describe(signer)
+		if len(cas) > 1 {
+			p.SignedBy = fmt.Sprintf("CA #%d of %s: %s", slices.IndexFunc(cas, signer.Equal)+1, caPath, p.SignedBy)
 		}
 	}
 	return p
@@ -306,16 +315,13 @@ func signerOf(leaf *x509.Certificate, intermediates, cas []*x509.Certificate) *x
 
 // differences says how the served certificate differs from the file.
 func differences(file, served *x509.Certificate) string {
-	var d []string
-	d = append(d, fmt.Sprintf("serves serial %s, the file has %s", served.SerialNumber.Text(16), file.SerialNumber.Text(16)))
-	if !served.NotAfter.Equal(file.NotAfter) {
-		d = append(d, fmt.Sprintf("expires %s, the file %s", served.NotAfter.UTC().Format(time.RFC3339), file.NotAfter.UTC().Format(time.RFC3339)))
-	}
+	d := []string{fmt.Sprintf("serves serial %s (expires %s), the file has serial %s (expires %s)",
+		served.SerialNumber.Text(16), served.NotAfter.UTC().Format(time.RFC3339), file.SerialNumber.Text(16), file.NotAfter.UTC().Format(time.RFC3339))}
 	if s, f := sans(served), sans(file); !slices.Equal(s, f) {
-		d = append(d, fmt.Sprintf("SANs %s, the file's %s", strings.Join(s, ","), strings.Join(f, ",")))
+		d = append(d, fmt.Sprintf("served SANs %s, the file's %s", strings.Join(s, ","), strings.Join(f, ",")))
 	}
 	if served.Subject.String() != file.Subject.String() {
-		d = append(d, fmt.Sprintf("subject %s, the file's %s", served.Subject, file.Subject))
+		d = append(d, fmt.Sprintf("served subject %s, the file's %s", served.Subject, file.Subject))
 	}
 	return strings.Join(d, "; ")
 }
@@ -355,18 +361,22 @@ func (r *Result) add(p Probe, opts Options, restart map[string][]string) {
 	case SelfSigned:
 		r.Info = append(r.Info, Finding{Subject: subj, Message: fmt.Sprintf("at %s serves a certificate it made itself in memory (%s, serial %s): no file is wired (--tls-cert-file), nothing to compare", e.Addr, p.Served.Subject, p.Served.Serial)})
 	case Unreachable:
-		r.Warnings = append(r.Warnings, Finding{Subject: subj, Message: fmt.Sprintf("not checked: %s (a component on another port: --endpoint %s@%s=HOST:PORT)", p.Detail, e.Component, e.Node)})
+		target := e.Component
+		if e.Node != "" {
+			target += "@" + e.Node
+		}
+		r.Warnings = append(r.Warnings, Finding{Subject: subj, Message: fmt.Sprintf("not checked: %s (listening elsewhere? --endpoint %s=HOST:PORT)", p.Detail, target)})
 	case NoFile:
 		r.Warnings = append(r.Warnings, Finding{Subject: subj, Message: "not compared: " + p.Detail})
 	case Differs:
 		needsRestart()
-		r.Findings = append(r.Findings, Finding{Subject: subj, Message: fmt.Sprintf("at %s serves an old or other certificate than %s: %s", e.Addr, p.FilePath, p.Detail), Fix: redistribute()})
+		r.Findings = append(r.Findings, Finding{Subject: subj, Message: fmt.Sprintf("at %s serves another certificate than %s, the old one until it is restarted on its new file: %s", e.Addr, p.FilePath, p.Detail), Fix: redistribute()})
 	case Expired:
 		needsRestart()
 		r.Findings = append(r.Findings, Finding{Subject: subj, Message: fmt.Sprintf("at %s serves an expired certificate (serial %s, %s)", e.Addr, p.Served.Serial, p.Detail), Fix: renewFirst()})
 	case Untrusted:
 		needsRestart()
-		r.Findings = append(r.Findings, Finding{Subject: subj, Message: fmt.Sprintf("at %s serves serial %s %s", e.Addr, p.Served.Serial, p.Detail), Fix: renewFirst()})
+		r.Findings = append(r.Findings, Finding{Subject: subj, Message: fmt.Sprintf("at %s serves serial %s (%s): is it this cluster's %s?", e.Addr, p.Served.Serial, p.Detail, e.Component), Fix: renewFirst()})
 	}
 }
 
