@@ -134,7 +134,7 @@ func TestControlPlaneFromWiring(t *testing.T) {
 					t.Errorf("info %v, want the scheduler's and the controller manager's self-signed certificates", r.Info)
 				}
 			} else {
-				scheduler = liveRenewScenario(t, w, scheduler)
+				liveRenewScenario(t, w, scheduler)
 			}
 
 			// A scheduler kubeconfig whose certificate has another CN than

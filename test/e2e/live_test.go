@@ -109,8 +109,8 @@ func assertLiveClean(t *testing.T, w wiredCluster, states map[string]live.State)
 // certificate renewed centrally but its node's bundle not redistributed,
 // so it still serves the old one: verify --live names it, its serial and
 // what to do (exit 3); once the bundle is redistributed and the scheduler
-// restarted, clean again. It returns the running scheduler.
-func liveRenewScenario(t *testing.T, w wiredCluster, scheduler *testenv.Process) *testenv.Process {
+// restarted, clean again.
+func liveRenewScenario(t *testing.T, w wiredCluster, scheduler *testenv.Process) {
 	t.Helper()
 	matches := map[string]live.State{
 		"kube-apiserver@server": live.Matches, "etcd@server": live.Matches, "etcd-peer@server": live.Matches,
@@ -141,11 +141,10 @@ func liveRenewScenario(t *testing.T, w wiredCluster, scheduler *testenv.Process)
 	// Redistribute (here: rewrite the node's bundle, which the components
 	// read under --root) and restart the scheduler.
 	w.run(t, "bundle", "--out", w.bundles)
-	scheduler = scheduler.Restart(t) // Stop, then Start with the same flags
+	scheduler.Restart(t) // Stop, then Start with the same flags; stopped with the test
 	waitFor(t, 60*time.Second, "kube-scheduler /healthz after its restart", func() error { return healthz(10259) })
 	after := probe(t, assertLiveClean(t, w, matches), "kube-scheduler@server")
 	if after.Served.Serial == before.Served.Serial {
 		t.Errorf("the restarted scheduler still serves serial %s", before.Served.Serial)
 	}
-	return scheduler
 }
