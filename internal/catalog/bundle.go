@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"kubepki.dev/kubepki/internal/cluster"
+	"kubepki.dev/kubepki/internal/pki"
 )
 
 // SourceKind says which file of the store a bundle file is.
@@ -175,6 +176,14 @@ func hardwayBundles(c *cluster.Cluster, p *Plan) {
 			bb.pair(hardwayControlPlaneDir, "ca", hardwayCA)
 			bb.pair(hardwayControlPlaneDir, "kube-api-server", "kube-api-server")
 			bb.pair(hardwayControlPlaneDir, "service-accounts", "service-accounts")
+			for _, name := range []string{"kube-controller-manager", "kube-scheduler"} {
+				// A scheduler or controller manager with serverAuth (the
+				// tutorial's ca.conf) serves its own certificate on its
+				// secure port: the pair goes beside its kubeconfig.
+				if c, ok := p.Cert(name); ok && slices.Contains(c.Profile.Usages, pki.UsageServerAuth) {
+					bb.pair(hardwayControlPlaneDir, name, name)
+				}
+			}
 			bb.add(path.Join(hardwayControlPlaneDir, "kube-controller-manager.kubeconfig"), SourceKubeconfig, "kube-controller-manager")
 			bb.add(path.Join(hardwayControlPlaneDir, "kube-scheduler.kubeconfig"), SourceKubeconfig, "kube-scheduler")
 			bb.add(path.Join(hardwayAdminDir, "admin.kubeconfig"), SourceKubeconfig, "admin")

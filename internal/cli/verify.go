@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"kubepki.dev/kubepki/internal/live"
 	"kubepki.dev/kubepki/internal/reconcile"
 	"kubepki.dev/kubepki/internal/resolve"
 )
@@ -27,12 +28,16 @@ type verifyReport struct {
 	Findings []string `json:"findings"`
 	// Warnings are worth knowing but not findings, one line each.
 	Warnings []string `json:"warnings,omitempty"`
+	// Live is what the running cluster serves and who its kubeconfigs
+	// are (--live).
+	Live *live.Result `json:"live,omitempty"`
 }
 
 func newVerifyCmd(e *env) *cobra.Command {
 	var (
 		f      specFlags
 		output string
+		lf     liveFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "verify",
@@ -50,12 +55,22 @@ which may hold private keys, are findings ('kubepki init' removes them).
 Works on directories kubepki did not write, such as one made by kubeadm or by
 openssl commands: pass the spec that describes that cluster.
 
-One line per finding; exit 0 only when clean, 3 when there are findings.`,
+With --live, also checks the running cluster (see below).
+
+One line per finding; exit 0 only when clean, 3 when there are findings.
+
+` + liveHelp,
 		Example: `  kubepki verify --dir ./pki
-  kubepki verify --dir /etc/kubernetes/pki --profile kubeadm --config cluster.yaml -o json`,
+  kubepki verify --dir /etc/kubernetes/pki --profile kubeadm --config cluster.yaml -o json
+  kubepki verify --dir ./pki --live
+  kubepki verify --dir /etc/kubernetes/pki --live --kubeconfig ~/.kube/config --endpoint etcd@cp1=10.0.0.10:12379`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, plan, err := f.load()
+			overrides, err := lf.parse(cmd)
+			if err != nil {
+				return err
+			}
+			c, plan, err := f.load()
 			if err != nil {
 				return err
 			}
@@ -108,18 +123,31 @@ One line per finding; exit 0 only when clean, 3 when there are findings.`,
 			}
 			rep.Findings = append(rep.Findings, leftovers...)
 			rep.Clean = len(rep.Findings) == 0
+			if lf.live {
+				res, err := checkLive(cmd.Context(), e, c, plan, st, f.kubeconfig, overrides, lf.timeout)
+				if err != nil {
+					return err
+				}
+				rep.Live = res
+				rep.Clean = rep.Clean && res.Clean()
+			}
 			if err := print(e.stdout, output, rep, func(w io.Writer) error {
 				return writeVerifyText(w, rep)
 			}); err != nil {
 				return err
 			}
 			if !rep.Clean {
-				return findings("%s: %d finding(s)", f.dir, len(rep.Findings))
+				n := len(rep.Findings)
+				if rep.Live != nil {
+					n += len(rep.Live.Findings)
+				}
+				return findings("%s: %d finding(s)", f.dir, n)
 			}
 			return nil
 		},
 	}
 	f.add(cmd, false)
+	lf.add(cmd)
 	addOutputFlag(cmd, &output)
 	return cmd
 }
@@ -158,8 +186,15 @@ func writeVerifyText(w io.Writer, rep verifyReport) error {
 			}
 		}
 	}
+	if rep.Live != nil {
+		writeLiveText(w, rep.Live)
+	}
 	if rep.Clean {
-		fmt.Fprintf(w, "%s (%s): %d items verified, no findings\n", rep.Dir, rep.Profile, len(rep.Items))
+		live := ""
+		if rep.Live != nil {
+			live = fmt.Sprintf(", %d endpoints and %d kubeconfigs checked live", len(rep.Live.Probes), len(rep.Live.Kubeconfigs))
+		}
+		fmt.Fprintf(w, "%s (%s): %d items verified%s, no findings\n", rep.Dir, rep.Profile, len(rep.Items), live)
 	}
 	return nil
 }

@@ -2,9 +2,11 @@ package wiring
 
 import (
 	"net"
+	"slices"
 	"strings"
 
 	"kubepki.dev/kubepki/internal/catalog"
+	"kubepki.dev/kubepki/internal/pki"
 )
 
 const (
@@ -135,6 +137,7 @@ func (w *wirer) controllerManager() error {
 	}
 	saKey := w.file(key, sa)
 	w.componentAuth(w.file(kc, kubeconfig))
+	w.servingCert(KubeControllerManager)
 	w.flag("cluster-name", w.c.Name)
 	w.flag("client-ca-file", w.file(cert, "ca"))
 	if !w.externalCA {
@@ -164,7 +167,37 @@ func (w *wirer) scheduler() error {
 		kubeconfig = "kube-scheduler"
 	}
 	w.componentAuth(w.file(kc, kubeconfig))
+	w.servingCert(KubeScheduler)
 	return w.err
+}
+
+// servingCert makes kube-scheduler or kube-controller-manager serve its
+// own certificate when the plan gives it serverAuth (the hard way's
+// ca.conf does), so what it serves on its secure port is a file kubepki
+// manages, renews and can compare with what is served. Without
+// --tls-cert-file it serves a self-signed certificate it makes in memory.
+func (w *wirer) servingCert(comp Component) {
+	c, ok := ServingCert(w.plan, comp)
+	if !ok {
+		return
+	}
+	w.flag("tls-cert-file", w.file(cert, c.Name))
+	w.flag("tls-private-key-file", w.file(key, c.Name))
+}
+
+// ServingCert is the plan's certificate kube-scheduler or
+// kube-controller-manager serves from a file: its own certificate, when
+// it has serverAuth (the hard way's ca.conf gives it, with SANs, through
+// the spec's components). Otherwise there is none.
+func ServingCert(plan *catalog.Plan, comp Component) (catalog.CertSpec, bool) {
+	if plan.Profile != catalog.Hardway || (comp != KubeScheduler && comp != KubeControllerManager) {
+		return catalog.CertSpec{}, false
+	}
+	c, ok := plan.Cert(string(comp))
+	if !ok || !slices.Contains(c.Profile.Usages, pki.UsageServerAuth) {
+		return catalog.CertSpec{}, false
+	}
+	return c, true
 }
 
 // componentAuth is what kube-controller-manager and kube-scheduler share:

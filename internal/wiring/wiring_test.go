@@ -7,6 +7,7 @@ import (
 
 	"kubepki.dev/kubepki/internal/catalog"
 	"kubepki.dev/kubepki/internal/cluster"
+	"kubepki.dev/kubepki/internal/pki"
 )
 
 func plan(t *testing.T, p catalog.Profile) (*cluster.Cluster, *catalog.Plan) {
@@ -25,17 +26,35 @@ func TestFlags(t *testing.T) {
 		comp    Component
 		node    string
 		want    []string
+		// spec adjusts the default spec; notWant are flag prefixes that
+		// must be absent.
+		spec    func(*cluster.Cluster)
+		notWant []string
 	}{
-		{catalog.Hardway, KubeAPIServer, "", []string{"--client-ca-file=/var/lib/kubernetes/ca.crt", "--tls-cert-file=/var/lib/kubernetes/kube-api-server.crt", "--service-account-key-file=/var/lib/kubernetes/service-accounts.crt", "--service-cluster-ip-range=10.32.0.0/24", "--secure-port=6443"}},
-		{catalog.Kubeadm, KubeAPIServer, "", []string{"--etcd-cafile=/etc/kubernetes/pki/etcd/ca.crt", "--service-account-key-file=/etc/kubernetes/pki/sa.pub", "--requestheader-client-ca-file=/etc/kubernetes/pki/front-proxy-ca.crt", "--kubelet-client-certificate=/etc/kubernetes/pki/apiserver-kubelet-client.crt"}},
-		{catalog.Kubeadm, KubeControllerManager, "", []string{"--cluster-signing-cert-file=/etc/kubernetes/pki/ca.crt", "--cluster-signing-key-file=/etc/kubernetes/pki/ca.key", "--root-ca-file=/etc/kubernetes/pki/ca.crt", "--service-account-private-key-file=/etc/kubernetes/pki/sa.key", "--kubeconfig=/etc/kubernetes/controller-manager.conf"}},
-		{catalog.Hardway, KubeScheduler, "", []string{"--kubeconfig=/var/lib/kubernetes/kube-scheduler.kubeconfig", "--leader-elect=true"}},
-		{catalog.Kubeadm, Etcd, "", []string{"--cert-file=/etc/kubernetes/pki/etcd/server.crt", "--trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt", "--client-cert-auth=true", "--peer-client-cert-auth=true"}},
-		{catalog.Hardway, Kubelet, "node-1", []string{"--kubeconfig=/var/lib/kubelet/kubeconfig", "--config=/var/lib/kubelet/kubelet-config.yaml"}},
+		{catalog.Hardway, KubeAPIServer, "", []string{"--client-ca-file=/var/lib/kubernetes/ca.crt", "--tls-cert-file=/var/lib/kubernetes/kube-api-server.crt", "--service-account-key-file=/var/lib/kubernetes/service-accounts.crt", "--service-cluster-ip-range=10.32.0.0/24", "--secure-port=6443"}, nil, nil},
+		{catalog.Kubeadm, KubeAPIServer, "", []string{"--etcd-cafile=/etc/kubernetes/pki/etcd/ca.crt", "--service-account-key-file=/etc/kubernetes/pki/sa.pub", "--requestheader-client-ca-file=/etc/kubernetes/pki/front-proxy-ca.crt", "--kubelet-client-certificate=/etc/kubernetes/pki/apiserver-kubelet-client.crt"}, nil, nil},
+		{catalog.Kubeadm, KubeControllerManager, "", []string{"--cluster-signing-cert-file=/etc/kubernetes/pki/ca.crt", "--cluster-signing-key-file=/etc/kubernetes/pki/ca.key", "--root-ca-file=/etc/kubernetes/pki/ca.crt", "--service-account-private-key-file=/etc/kubernetes/pki/sa.key", "--kubeconfig=/etc/kubernetes/controller-manager.conf"}, nil, nil},
+		// Without serverAuth they serve a self-signed certificate made in memory.
+		{catalog.Hardway, KubeScheduler, "", []string{"--kubeconfig=/var/lib/kubernetes/kube-scheduler.kubeconfig", "--leader-elect=true"}, nil, []string{"--tls-cert-file", "--tls-private-key-file"}},
+		{catalog.Kubeadm, KubeScheduler, "", []string{"--kubeconfig=/etc/kubernetes/scheduler.conf"}, nil, []string{"--tls-cert-file"}},
+		// The hard way's ca.conf gives them serverAuth: they serve their own file.
+		{catalog.Hardway, KubeScheduler, "", []string{"--tls-cert-file=/var/lib/kubernetes/kube-scheduler.crt", "--tls-private-key-file=/var/lib/kubernetes/kube-scheduler.key"}, serverAuth("kube-scheduler"), nil},
+		{catalog.Hardway, KubeControllerManager, "", []string{"--tls-cert-file=/var/lib/kubernetes/kube-controller-manager.crt", "--tls-private-key-file=/var/lib/kubernetes/kube-controller-manager.key"}, serverAuth("kube-controller-manager"), nil},
+		// One component's serverAuth does not wire the other's.
+		{catalog.Hardway, KubeControllerManager, "", nil, serverAuth("kube-scheduler"), []string{"--tls-cert-file"}},
+		{catalog.Kubeadm, Etcd, "", []string{"--cert-file=/etc/kubernetes/pki/etcd/server.crt", "--trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt", "--client-cert-auth=true", "--peer-client-cert-auth=true"}, nil, nil},
+		{catalog.Hardway, Kubelet, "node-1", []string{"--kubeconfig=/var/lib/kubelet/kubeconfig", "--config=/var/lib/kubelet/kubelet-config.yaml"}, nil, nil},
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.profile)+"/"+string(tc.comp), func(t *testing.T) {
-			c, pl := plan(t, tc.profile)
+			c := cluster.Default()
+			if tc.spec != nil {
+				tc.spec(c)
+			}
+			pl, err := catalog.New(c, tc.profile)
+			if err != nil {
+				t.Fatal(err)
+			}
 			w, err := For(c, pl, tc.comp, tc.node, Options{})
 			if err != nil {
 				t.Fatal(err)
@@ -43,6 +62,11 @@ func TestFlags(t *testing.T) {
 			for _, f := range tc.want {
 				if !slices.Contains(w.Flags, f) {
 					t.Errorf("flags lack %s:\n%s", f, strings.Join(w.Flags, "\n"))
+				}
+			}
+			for _, p := range tc.notWant {
+				if i := slices.IndexFunc(w.Flags, func(f string) bool { return strings.HasPrefix(f, p+"=") }); i >= 0 {
+					t.Errorf("flags set %s", w.Flags[i])
 				}
 			}
 			// Every path a flag names is one the node's bundle installs.
@@ -56,6 +80,14 @@ func TestFlags(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// serverAuth is the hard way's ca.conf for a component: serverAuth and
+// the names it is reached by on its node.
+func serverAuth(name string) func(*cluster.Cluster) {
+	return func(c *cluster.Cluster) {
+		c.Components = map[string]cluster.Component{name: {ExtraUsages: []pki.Usage{pki.UsageServerAuth}, ExtraSANs: []string{"127.0.0.1", "localhost"}}}
 	}
 }
 

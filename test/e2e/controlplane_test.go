@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"kubepki.dev/kubepki/internal/cluster"
 	"kubepki.dev/kubepki/internal/kubeconfig"
+	"kubepki.dev/kubepki/internal/live"
 	"kubepki.dev/kubepki/internal/pki"
 	"kubepki.dev/kubepki/internal/testenv"
 )
@@ -37,7 +39,13 @@ func TestControlPlaneFromWiring(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.profile, func(t *testing.T) {
-			w := newWiredCluster(t, bin, tc.profile, testenv.FreePort(t))
+			var spec []func(*cluster.Cluster)
+			if tc.profile == "hardway" {
+				// The hard way's ca.conf: the scheduler and the controller
+				// manager serve their own certificate (verify --live below).
+				spec = append(spec, servingComponents)
+			}
+			w := newWiredCluster(t, bin, tc.profile, testenv.FreePort(t), spec...)
 			work, pkiDir, kcDir, common := w.work, w.pkiDir, w.kcDir, w.common
 			wired := func(component string) []string { return w.flags(t, component) }
 			testenv.Start(t, "etcd", bins.Etcd, wired("etcd")...)
@@ -48,7 +56,7 @@ func TestControlPlaneFromWiring(t *testing.T) {
 				return err
 			})
 			testenv.Start(t, "kube-controller-manager", bins.KubeControllerManager, wired("kube-controller-manager")...)
-			testenv.Start(t, "kube-scheduler", bins.KubeScheduler, wired("kube-scheduler")...)
+			scheduler := testenv.Start(t, "kube-scheduler", bins.KubeScheduler, wired("kube-scheduler")...)
 
 			// An extra user's kubeconfig, issued on demand.
 			jane := filepath.Join(work, "jane.kubeconfig")
@@ -111,6 +119,29 @@ func TestControlPlaneFromWiring(t *testing.T) {
 			// The Node authorizer confines a kubelet to its own node's objects.
 			if out, err := testenv.Kubectl(t, bins, filepath.Join(kcDir, tc.node), "get", "secrets", "-A"); err == nil || !strings.Contains(err.Error(), "forbidden") {
 				t.Errorf("node kubeconfig lists secrets cluster-wide (err %v):\n%s", err, out)
+			}
+
+			// verify --live: what each component serves is its file, each
+			// kubeconfig is who the plan says.
+			if tc.profile == "kubeadm" {
+				// kubeadm's scheduler and controller manager serve a
+				// certificate they make in memory: information, not a finding.
+				r := assertLiveClean(t, w, map[string]live.State{
+					"kube-apiserver@server": live.Matches, "etcd@server": live.Matches, "etcd-peer@server": live.Matches,
+					"kube-scheduler@server": live.SelfSigned, "kube-controller-manager@server": live.SelfSigned,
+				})
+				if len(r.Info) != 2 {
+					t.Errorf("info %v, want the scheduler's and the controller manager's self-signed certificates", r.Info)
+				}
+			} else {
+				liveRenewScenario(t, w, scheduler)
+			}
+
+			// A scheduler kubeconfig whose certificate has another CN than
+			// the plan's: SelfSubjectReview tells.
+			out, code := w.verifyLive(t, "--kubeconfig", wrong)
+			if code != 3 || !strings.Contains(out, "wrong-scheduler.conf: authenticates as system:scheduler, want system:kube-scheduler") {
+				t.Errorf("verify --live --kubeconfig (wrong CN): exit %d, want 3 naming the wrong user:\n%s", code, out)
 			}
 		})
 	}

@@ -138,17 +138,23 @@ func assertIdentity(t *testing.T, bins testenv.Binaries, kubeconfig, user string
 // by kubepki for a loopback spec, ready to start components from
 // `kubepki wiring --root`.
 type wiredCluster struct {
-	bin, spec, work, pkiDir, kcDir, bundles, root string
+	bin, profile, spec, work, pkiDir, kcDir, bundles, root string
 	// common are the flags every kubepki command of this cluster takes.
 	common []string
 }
 
 // newWiredCluster runs kubepki init and bundle for the profile on a spec
-// whose API server listens on 127.0.0.1:port only.
-func newWiredCluster(t *testing.T, bin, profile string, port int) wiredCluster {
+// whose API server listens on 127.0.0.1:port only; mutate, if any, adjusts
+// the spec further.
+func newWiredCluster(t *testing.T, bin, profile string, port int, mutate ...func(*cluster.Cluster)) wiredCluster {
 	t.Helper()
-	w := wiredCluster{bin: bin, work: t.TempDir()}
-	w.spec = loopbackSpec(t, port, func(c *cluster.Cluster) { c.APIServer.BindAddress = "127.0.0.1" })
+	w := wiredCluster{bin: bin, profile: profile, work: t.TempDir()}
+	w.spec = loopbackSpec(t, port, func(c *cluster.Cluster) {
+		c.APIServer.BindAddress = "127.0.0.1"
+		for _, m := range mutate {
+			m(c)
+		}
+	})
 	w.pkiDir, w.kcDir, w.bundles = filepath.Join(w.work, "pki"), filepath.Join(w.work, "kubeconfigs"), filepath.Join(w.work, "bundles")
 	w.root = filepath.Join(w.bundles, "server")
 	w.common = []string{"--config", w.spec, "--dir", w.pkiDir, "--kubeconfig-dir", w.kcDir, "--profile", profile}
