@@ -19,6 +19,7 @@ import (
 func newReportCmd(e *env) *cobra.Command {
 	var (
 		f      specFlags
+		lf     liveFlags
 		output string
 		html   string
 	)
@@ -42,8 +43,13 @@ Works on directories kubepki did not write (kubeadm's, the hard way's openssl
 output), as verify does. -o json|yaml prints the report's model (with or
 without --html).
 
-Exit 0 when verify finds nothing, 3 when there are findings (the page is
-written either way); an expiring certificate is a warning, not a finding.`,
+With --live (as verify --live: what each component serves, who each
+kubeconfig is; --kubeconfig, --endpoint, --timeout) the page also lists the
+live check's findings and warnings, source "live".
+
+Exit 0 when verify (and --live) find nothing, 3 when there are findings (the
+page is written either way); an expiring certificate is a warning, not a
+finding.`,
 		Example: `  kubepki report --html report.html --dir ./pki
   kubepki report --html /tmp/pki.html --dir /etc/kubernetes/pki
   kubepki report --dir ./pki -o json`,
@@ -51,6 +57,10 @@ written either way); an expiring certificate is a warning, not a finding.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if html == "" && output != "json" && output != "yaml" {
 				return usageError("report: give --html FILE, or -o json|yaml for the report's model")
+			}
+			overrides, err := lf.parse(cmd)
+			if err != nil {
+				return err
 			}
 			c, plan, err := f.load()
 			if err != nil {
@@ -82,6 +92,18 @@ written either way); an expiring certificate is a warning, not a finding.`,
 			for _, l := range leftovers {
 				in.Findings = append(in.Findings, leftoverFinding(f.dir, l))
 			}
+			if lf.live {
+				res, err := checkLive(cmd.Context(), e, c, plan, audit, f.kubeconfig, overrides, lf.timeout)
+				if err != nil {
+					return err
+				}
+				for _, x := range res.Findings {
+					in.Findings = append(in.Findings, report.Finding{Source: report.SourceLive, Subject: x.Subject, Message: x.Message, Fix: x.Fix})
+				}
+				for _, x := range res.Warnings {
+					in.Findings = append(in.Findings, report.Finding{Source: report.SourceLive, Subject: x.Subject, Message: x.Message, Fix: x.Fix, Warning: true})
+				}
+			}
 			rep := report.Build(in)
 			if html != "" {
 				var buf bytes.Buffer
@@ -106,6 +128,7 @@ written either way); an expiring certificate is a warning, not a finding.`,
 		},
 	}
 	f.add(cmd, false)
+	lf.add(cmd)
 	addOutputFlag(cmd, &output)
 	cmd.Flags().StringVar(&html, "html", "", "write the HTML report to FILE")
 	_ = cmd.MarkFlagFilename("html", "html")

@@ -13,6 +13,8 @@ import (
 const (
 	SourceVerify = "verify"
 	SourceExpiry = "expiry"
+	// SourceLive: kubepki verify --live's checks of the running cluster.
+	SourceLive = "live"
 )
 
 // findings are verify's findings (and warnings), each with its fix, and a
