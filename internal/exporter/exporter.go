@@ -192,6 +192,11 @@ type entry struct {
 	pub crypto.PublicKey
 	// caPath restricts the chain check to the plan's CA file.
 	caPath string
+	// peers are the certificates that came with it: its file's bundle,
+	// or a kubeconfig's clusters' CAs and the user's chain.
+	peers []*x509.Certificate
+	// dirCA: a CA of the directory, which may sign any certificate.
+	dirCA bool
 }
 
 // problem is a file or kubeconfig entry that could not be read.
@@ -316,7 +321,7 @@ func (e *Exporter) gather() (entries []entry, problems, okFiles []problem) {
 			}
 		}
 		for i, cert := range c.certs {
-			en := entry{cert: cert, path: s.path, caPath: s.caPath}
+			en := entry{cert: cert, path: s.path, caPath: s.caPath, peers: c.certs, dirCA: s.caPath == s.path}
 			if i == 0 {
 				en.pub = pub
 			}
@@ -331,6 +336,7 @@ func (e *Exporter) gather() (entries []entry, problems, okFiles []problem) {
 // set-credentials write them without --embed-certs, and as kubelet.conf
 // names kubelet-client-current.pem).
 func (e *Exporter) kubeconfigEntries(path string, kc *kubeconfigContent) (entries []entry, problems, okFiles []problem) {
+	var clusterCAs []*x509.Certificate
 	add := func(kind string, cr credential) {
 		c := cr.embedded
 		switch {
@@ -359,10 +365,14 @@ func (e *Exporter) kubeconfigEntries(path string, kc *kubeconfigContent) (entrie
 			return
 		}
 		okFiles = append(okFiles, problem{path: path, kind: kind, key: cr.name})
+		if kind == "cluster" {
+			clusterCAs = append(clusterCAs, c.certs...)
+		}
 		for i, cert := range c.certs {
-			en := entry{cert: cert, path: path, kind: kind, key: cr.name}
+			en := entry{cert: cert, path: path, kind: kind, key: cr.name, peers: c.certs}
 			if i == 0 && kind == "user" {
 				en.pub = c.pub
+				en.peers = append(slices.Clone(c.certs), clusterCAs...)
 			}
 			entries = append(entries, en)
 		}
@@ -376,11 +386,11 @@ func (e *Exporter) kubeconfigEntries(path string, kc *kubeconfigContent) (entrie
 	return entries, problems, okFiles
 }
 
-// knownCAs indexes every CA certificate of the scrape by subject.
+// knownCAs indexes the directory's CA certificates by subject.
 func (e *Exporter) knownCAs(entries []entry) map[string][]*x509.Certificate {
 	cas := map[string][]*x509.Certificate{}
 	for _, en := range entries {
-		if en.cert.IsCA && !slices.Contains(cas[string(en.cert.RawSubject)], en.cert) {
+		if en.dirCA && en.cert.IsCA && !slices.Contains(cas[string(en.cert.RawSubject)], en.cert) {
 			cas[string(en.cert.RawSubject)] = append(cas[string(en.cert.RawSubject)], en.cert)
 		}
 	}
@@ -388,21 +398,24 @@ func (e *Exporter) knownCAs(entries []entry) map[string][]*x509.Certificate {
 }
 
 // signed reports whether a CA signed the entry's certificate: one of the
-// plan's CA file when the entry has one, else any CA of the scrape whose
-// subject is the certificate's issuer (a self-signed CA signs itself).
+// plan's CA file when the entry has one, else a CA of the directory or one
+// that came with it (its bundle, its kubeconfig's clusters) whose subject
+// is the certificate's issuer; a self-signed certificate signs itself.
 func (e *Exporter) signed(en entry, cas map[string][]*x509.Certificate) bool {
-	var candidates []*x509.Certificate
 	if en.caPath != "" {
 		c, _ := e.cache.get(en.caPath, kindPEM)
-		candidates = c.certs
-	} else {
-		candidates = cas[string(en.cert.RawIssuer)]
-		if bytes.Equal(en.cert.RawIssuer, en.cert.RawSubject) {
-			candidates = append(candidates, en.cert)
+		return slices.ContainsFunc(c.certs, func(ca *x509.Certificate) bool { return e.checkSignature(en.cert, ca) })
+	}
+	if bytes.Equal(en.cert.RawIssuer, en.cert.RawSubject) && e.checkSignature(en.cert, en.cert) {
+		return true // self-signed: a CA, or a leaf such as the kubelet's own serving certificate
+	}
+	for _, ca := range cas[string(en.cert.RawIssuer)] {
+		if e.checkSignature(en.cert, ca) {
+			return true
 		}
 	}
-	for _, ca := range candidates {
-		if e.checkSignature(en.cert, ca) {
+	for _, p := range en.peers {
+		if p.IsCA && p != en.cert && e.checkSignature(en.cert, p) {
 			return true
 		}
 	}
@@ -415,7 +428,14 @@ func (e *Exporter) checkSignature(cert, ca *x509.Certificate) bool {
 	k := [2]*x509.Certificate{cert, ca}
 	r, ok := e.sigs[k]
 	if !ok {
-		r.ok = bytes.Equal(cert.RawIssuer, ca.RawSubject) && cert.CheckSignatureFrom(ca) == nil
+		switch {
+		case cert == ca:
+			// CheckSignatureFrom refuses a parent that is no CA; a
+			// self-signed leaf is checked against its own key.
+			r.ok = ca.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature) == nil
+		default:
+			r.ok = bytes.Equal(cert.RawIssuer, ca.RawSubject) && cert.CheckSignatureFrom(ca) == nil
+		}
 	}
 	r.gen = e.cache.gen
 	e.sigs[k] = r
