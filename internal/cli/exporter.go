@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"net/url"
@@ -100,7 +101,15 @@ running scrapes finish. Logs JSON lines on stderr, one at start.`,
 			}
 			cfg := exporter.Config{WatchFiles: watchFiles, WatchKubeconfigs: watchKCs, Log: log, Now: e.now}
 			if f.dir != "" || f.config != "" || f.fromCluster {
+				// What loading the spec says on stderr (the spec inferred
+				// from the directory) goes into the JSON log.
+				var said bytes.Buffer
+				cmd.SetErr(&said)
 				_, plan, err := f.load()
+				cmd.SetErr(e.stderr)
+				for line := range strings.Lines(said.String()) {
+					log.Info(strings.TrimSpace(line))
+				}
 				if err != nil {
 					return err
 				}

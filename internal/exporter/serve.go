@@ -18,7 +18,7 @@ import (
 // certificates every servedInterval, until ctx ends; then it stops
 // accepting, lets running scrapes finish (up to 5 seconds) and returns.
 func Serve(ctx context.Context, ln net.Listener, e *Exporter, servedInterval time.Duration, log *slog.Logger) error {
-	reg := prometheus.NewPedanticRegistry()
+	reg := prometheus.NewRegistry()
 	if err := reg.Register(e); err != nil {
 		return fmt.Errorf("register collector: %w", err)
 	}
