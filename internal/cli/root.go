@@ -141,6 +141,7 @@ something has expired.`,
 		newDistributeCmd(e),
 		newCSRCmd(e),
 		newControllerCmd(e),
+		newExporterCmd(e),
 	)
 	usageArgs(root)
 	kubeadmWords(root)

@@ -33,6 +33,9 @@ type Manifests struct {
 	ConfigMaps          []*corev1.ConfigMap
 	Services            []*corev1.Service
 	Deployments         []*appsv1.Deployment
+	DaemonSets          []*appsv1.DaemonSet
+	PodMonitors         []*PodMonitor
+	PrometheusRules     []*PrometheusRule
 	PodDisruptionBudget []*policyv1.PodDisruptionBudget
 	ClusterRoles        []*rbacv1.ClusterRole
 	ClusterRoleBindings []*rbacv1.ClusterRoleBinding
@@ -152,6 +155,12 @@ func (m *Manifests) add(doc []byte) error {
 		return decode(doc, &m.Services)
 	case "apps/v1 Deployment":
 		return decode(doc, &m.Deployments)
+	case "apps/v1 DaemonSet":
+		return decode(doc, &m.DaemonSets)
+	case "monitoring.coreos.com/v1 PodMonitor":
+		return decode(doc, &m.PodMonitors)
+	case "monitoring.coreos.com/v1 PrometheusRule":
+		return decode(doc, &m.PrometheusRules)
 	case "policy/v1 PodDisruptionBudget":
 		return decode(doc, &m.PodDisruptionBudget)
 	case "rbac.authorization.k8s.io/v1 ClusterRole":

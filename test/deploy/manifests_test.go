@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -390,18 +391,21 @@ func TestCAFilesKeptOutOfGit(t *testing.T) {
 
 // TestNoSeedNames: deploy/ is read by operators; it cites real sources.
 func TestNoSeedNames(t *testing.T) {
-	entries, err := os.ReadDir(repoDeploy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		data, err := os.ReadFile(filepath.Join(repoDeploy, e.Name()))
+	err := filepath.WalkDir(repoDeploy, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		if strings.Contains(strings.ToLower(string(data)), "seed") {
-			t.Errorf("deploy/%s names a seed document", e.Name())
+			t.Errorf("%s names a seed document", path)
 		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
