@@ -13,9 +13,12 @@ import (
 	authzv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"kubepki.dev/kubepki/internal/catalog"
+	"kubepki.dev/kubepki/internal/kubeconfig"
+	"kubepki.dev/kubepki/internal/store"
 )
 
 // Masters is the group that bypasses RBAC: only the break-glass admin
@@ -63,6 +66,10 @@ type Expectation struct {
 	MayBeMaster bool `json:"mayBeMaster,omitempty"`
 	// Needs are the permissions its component needs.
 	Needs []Access `json:"needs,omitempty"`
+	// Trusted: the file was named on the command line (--kubeconfig), so
+	// its exec plugin or auth provider may run, as kubectl would run it.
+	// A kubeconfig of the directory under check is data, never a command.
+	Trusted bool `json:"-"`
 }
 
 // Identity is who a kubeconfig is to the API server.
@@ -152,7 +159,7 @@ func CheckKubeconfigs(ctx context.Context, xs []Expectation, timeout time.Durati
 
 func ask(ctx context.Context, x Expectation, timeout time.Duration) Identity {
 	id := Identity{Expectation: x}
-	cfg, err := clientcmd.BuildConfigFromFlags("", x.Path)
+	cfg, err := restConfig(x)
 	if err != nil {
 		id.Error = fmt.Sprintf("load %s: %v", x.Path, err)
 		return id
@@ -183,6 +190,61 @@ func ask(ctx context.Context, x Expectation, timeout time.Duration) Identity {
 		id.Access = append(id.Access, a)
 	}
 	return id
+}
+
+// restConfig is the client configuration of a kubeconfig file, as
+// clientcmd.BuildConfigFromFlags makes it, except that the file and every
+// file its current context names (certificate-authority, client-certificate,
+// client-key, tokenFile) are read through the store's reader: regular
+// files only, at most 1 MiB, so a FIFO or /dev/zero named by a kubeconfig
+// is an error, not a hang or an unbounded read. An exec plugin or auth
+// provider runs only for a Trusted kubeconfig: checking a directory never
+// runs a command one of its files names.
+func restConfig(x Expectation) (*rest.Config, error) {
+	cfg, err := kubeconfig.Load(x.Path)
+	if err != nil {
+		return nil, err
+	}
+	if err := clientcmd.ResolveLocalPaths(cfg); err != nil {
+		return nil, err
+	}
+	read := func(p string) ([]byte, error) { return store.ReadFile(p, store.KeyPolicy{Insecure: true}) }
+	if ctx, ok := cfg.Contexts[cfg.CurrentContext]; ok {
+		if cl, ok := cfg.Clusters[ctx.Cluster]; ok && cl.CertificateAuthority != "" {
+			data, err := read(cl.CertificateAuthority)
+			if err != nil {
+				return nil, fmt.Errorf("cluster %s: certificate-authority: %w", ctx.Cluster, err)
+			}
+			cl.CertificateAuthorityData, cl.CertificateAuthority = data, ""
+		}
+		if u, ok := cfg.AuthInfos[ctx.AuthInfo]; ok {
+			if !x.Trusted && (u.Exec != nil || u.AuthProvider != nil) {
+				return nil, fmt.Errorf("user %s: an exec plugin or auth provider, not run for a kubeconfig of the directory (name the file with --kubeconfig to run it)", ctx.AuthInfo)
+			}
+			for _, f := range []struct {
+				name string
+				path *string
+				data *[]byte
+			}{{"client-certificate", &u.ClientCertificate, &u.ClientCertificateData}, {"client-key", &u.ClientKey, &u.ClientKeyData}} {
+				if *f.path == "" {
+					continue
+				}
+				data, err := read(*f.path)
+				if err != nil {
+					return nil, fmt.Errorf("user %s: %s: %w", ctx.AuthInfo, f.name, err)
+				}
+				*f.data, *f.path = data, ""
+			}
+			if u.TokenFile != "" {
+				data, err := read(u.TokenFile)
+				if err != nil {
+					return nil, fmt.Errorf("user %s: tokenFile: %w", ctx.AuthInfo, err)
+				}
+				u.Token, u.TokenFile = strings.TrimSpace(string(data)), ""
+			}
+		}
+	}
+	return clientcmd.NewDefaultClientConfig(*cfg, &clientcmd.ConfigOverrides{}).ClientConfig()
 }
 
 // judge compares an identity with its expectation.
@@ -237,7 +299,7 @@ func Match(plan *catalog.Plan, path string) (catalog.KubeconfigSpec, bool) {
 			return k, true
 		}
 	}
-	cfg, err := clientcmd.LoadFromFile(path)
+	cfg, err := kubeconfig.Load(path)
 	if err != nil {
 		return catalog.KubeconfigSpec{}, false
 	}

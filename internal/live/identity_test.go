@@ -1,8 +1,15 @@
 package live
 
 import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"kubepki.dev/kubepki/internal/catalog"
 	"kubepki.dev/kubepki/internal/cluster"
@@ -86,6 +93,64 @@ func TestJudge(t *testing.T) {
 				}
 			}
 			assertOne(t, "warning", w, tc.warning)
+		})
+	}
+}
+
+// TestAskHostileKubeconfig: a kubeconfig of the directory under check is
+// data. Its exec plugin is not run, and a file it names is read as the
+// store reads every file (regular, at most 1 MiB), not with an unbounded
+// read (/dev/zero) or one that blocks (a FIFO). Only the kubeconfig named
+// with --kubeconfig (Trusted) may run its plugin, as kubectl would.
+func TestAskHostileKubeconfig(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "no", http.StatusForbidden)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.crt")
+	if err := os.WriteFile(big, make([]byte, 2<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := func(name, user string) (path, marker string) {
+		path = filepath.Join(dir, name+".kubeconfig")
+		marker = filepath.Join(dir, name+".ran")
+		user = strings.ReplaceAll(user, "MARKER", marker)
+		data := "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: " + srv.URL +
+			"\n    insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n" + user +
+			"contexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\n"
+		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path, marker
+	}
+	exec := "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      interactiveMode: Never\n      command: /bin/sh\n" +
+		"      args: [\"-c\", \"touch MARKER; echo '{\\\"apiVersion\\\":\\\"client.authentication.k8s.io/v1\\\",\\\"kind\\\":\\\"ExecCredential\\\",\\\"status\\\":{\\\"token\\\":\\\"t\\\"}}'\"]\n"
+	tests := []struct {
+		name    string
+		user    string
+		trusted bool
+		err     string
+		ran     bool
+	}{
+		{"exec plugin of the directory", exec, false, "exec plugin or auth provider, not run", false},
+		{"exec plugin of --kubeconfig", exec, true, "SelfSubjectReview", true},
+		{"client certificate too large", "    client-certificate: " + big + "\n    client-key: " + big + "\n", false, "larger than 1 MiB", false},
+		// A directory stands for /dev/zero or a FIFO, which a regression
+		// would read forever.
+		{"client certificate not a regular file", "    client-certificate: " + dir + "\n    client-key: " + dir + "\n", false, "not a regular file", false},
+		{"token file not a regular file", "    tokenFile: " + dir + "\n", true, "not a regular file", false},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path, marker := kubeconfig(fmt.Sprint("k", i), tc.user)
+			id := ask(context.Background(), Expectation{Path: path, Trusted: tc.trusted}, 10*time.Second)
+			if !strings.Contains(id.Error, tc.err) {
+				t.Errorf("error %q, want it to contain %q", id.Error, tc.err)
+			}
+			if _, err := os.Stat(marker); (err == nil) != tc.ran {
+				t.Errorf("exec plugin ran: %v, want %v", err == nil, tc.ran)
+			}
 		})
 	}
 }

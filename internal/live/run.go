@@ -2,16 +2,15 @@ package live
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/url"
 	"path/filepath"
 	"slices"
 	"time"
 
-	"k8s.io/client-go/tools/clientcmd"
 	api "k8s.io/client-go/tools/clientcmd/api"
 
+	"kubepki.dev/kubepki/internal/kubeconfig"
 	"kubepki.dev/kubepki/internal/resolve"
 )
 
@@ -43,9 +42,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		xs = append(xs, Expect(m.Plan, k.Spec, k.Path))
 	}
 	if p := cfg.Kubeconfig; p != "" {
-		kc, err := clientcmd.LoadFromFile(p)
+		kc, err := kubeconfig.Load(p) // a regular file, bounded: never a hang on a FIFO
 		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", p, err)
+			return nil, err
 		}
 		if e, ok := apiEndpoint(m, kc); ok && !slices.ContainsFunc(eps, func(o Endpoint) bool { return o.Addr == e.Addr }) {
 			eps = append(eps, e)
@@ -56,6 +55,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			if k, ok := Match(m.Plan, p); ok {
 				x = Expect(m.Plan, k, p)
 			}
+			x.Trusted = true // named by the user, as kubectl's --kubeconfig
 			xs = append(xs, x)
 		}
 	}
