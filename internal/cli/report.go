@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -37,7 +38,8 @@ verify with the command that fixes it; and a table of every certificate.
 The page has its style inside, draws with inline SVG, runs no script and
 fetches nothing when it is viewed: it can be mailed or attached to a ticket.
 It holds certificates' public details only, never a private key. The file is
-written atomically (mode 0644), replacing an older report.
+written atomically (mode 0644), replacing an older report; an existing
+FILE that is not an HTML page (a key, a kubeconfig) is never replaced.
 
 Works on directories kubepki did not write (kubeadm's, the hard way's openssl
 output), as verify does. -o json|yaml prints the report's model (with or
@@ -57,6 +59,11 @@ finding.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if html == "" && output != "json" && output != "yaml" {
 				return usageError("report: give --html FILE, or -o json|yaml for the report's model")
+			}
+			if html != "" {
+				if err := replaceableReport(html); err != nil {
+					return err
+				}
 			}
 			overrides, err := lf.parse(cmd)
 			if err != nil {
@@ -143,4 +150,27 @@ func leftoverFinding(dir, line string) report.Finding {
 		subject, msg = p, rest
 	}
 	return report.Finding{Source: report.SourceVerify, Subject: subject, Message: msg, Fix: "kubepki init --dir " + dir}
+}
+
+// replaceableReport refuses an --html FILE that exists and is not an HTML
+// page: a slip of the keyboard (--html pki/ca.key) must not replace a key,
+// a certificate or a kubeconfig with the report. A symbolic link is fine:
+// the atomic rename replaces the link, never the file it points to.
+func replaceableReport(path string) error {
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode()&fs.ModeSymlink != 0 || (fi.Mode().IsRegular() && fi.Size() == 0) {
+		return nil // missing (or unreadable: the write says why), a link, or empty
+	}
+	f, _, err := store.OpenRegular(path, store.KeyPolicy{}) // never blocks on a FIFO
+	if err != nil {
+		return usageError("--html: %v", err)
+	}
+	defer f.Close()
+	head := make([]byte, 512)
+	n, _ := io.ReadFull(f, head)
+	head = bytes.ToLower(bytes.TrimLeft(bytes.TrimPrefix(head[:n], []byte("\xef\xbb\xbf")), " \t\r\n"))
+	if !bytes.HasPrefix(head, []byte("<!doctype html")) && !bytes.HasPrefix(head, []byte("<html")) {
+		return usageError("--html %s: exists and is not an HTML page: not replaced (remove it, or choose another FILE)", path)
+	}
+	return nil
 }
