@@ -42,6 +42,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -163,6 +164,16 @@ func New(cfg Config) *Exporter {
 	if cfg.ServedTimeout == 0 {
 		cfg.ServedTimeout = 10 * time.Second
 	}
+	// One target per component and address: both are the served series'
+	// labels, and a repeated one (--served naming --kubeconfig's API
+	// server again) would fail every scrape.
+	seen := map[[2]string]bool{}
+	cfg.Served = slices.DeleteFunc(slices.Clone(cfg.Served), func(t Target) bool {
+		k := [2]string{t.Component, t.Address}
+		dup := seen[k]
+		seen[k] = true
+		return dup
+	})
 	return &Exporter{
 		cfg:    cfg,
 		cache:  newFileCache(),
@@ -212,6 +223,7 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	now := e.cfg.Now()
 	e.cache.begin()
 	entries, problems, okFiles := e.gather()
+	entries, problems, okFiles = uniqueSeries(entries, problems, okFiles)
 
 	cas := e.knownCAs(entries)
 	for _, en := range entries {
@@ -242,6 +254,42 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	}
 	e.cache.end()
 	ch <- prometheus.MustNewConstMetric(e.d.fileReads, prometheus.CounterValue, float64(e.cache.reads))
+}
+
+// uniqueSeries keeps one entry per set of label values: two certificates
+// of one file that differ but share serial, subject and issuer (a CA
+// re-made with the same name and serial, a planted file) would otherwise
+// be two series with the same labels, which fails the whole scrape. The
+// one that expires first is kept, so an alert on it still fires. A file or
+// entry is one x509_cert_error series: a problem wins over a clean read
+// of the same labels (a key that is also a --watch-file match).
+func uniqueSeries(entries []entry, problems, okFiles []problem) ([]entry, []problem, []problem) {
+	at := make(map[string]int, len(entries))
+	out := entries[:0]
+	for _, en := range entries {
+		k := strings.Join(certLabels(en), "\x00")
+		i, dup := at[k]
+		switch {
+		case !dup:
+			at[k] = len(out)
+			out = append(out, en)
+		case en.cert.NotAfter.Before(out[i].cert.NotAfter):
+			out[i] = en
+		}
+	}
+	key := func(p problem) string { return p.path + "\x00" + p.kind + "\x00" + p.key }
+	seen := make(map[string]bool, len(problems)+len(okFiles))
+	problems = slices.DeleteFunc(problems, func(p problem) bool {
+		dup := seen[key(p)]
+		seen[key(p)] = true
+		return dup
+	})
+	okFiles = slices.DeleteFunc(okFiles, func(p problem) bool {
+		dup := seen[key(p)]
+		seen[key(p)] = true
+		return dup
+	})
+	return out, problems, okFiles
 }
 
 // logProblems logs each problem once, and forgets those that went away.

@@ -2,11 +2,15 @@ package exporter
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -534,4 +538,44 @@ func TestServeStopsOnCancel(t *testing.T) {
 	if _, err := http.Get(fmt.Sprintf("http://%s/metrics", ln.Addr())); err == nil {
 		t.Error("still serving after its context ended")
 	}
+}
+
+// TestSameLabels: series that would share every label fail the whole
+// scrape in client_golang ("collected before with the same name and label
+// values"), so one planted file would blind the exporter. Two different
+// certificates of one file with the same serial, subject and issuer are
+// one series, the one that expires first; a target named twice is one.
+func TestSameLabels(t *testing.T) {
+	key := pkitest.Key(t, pki.ECDSAP256)
+	now := time.Now()
+	selfSigned := func(validity time.Duration) []byte {
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "dup", Organization: []string{"o"}},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(validity), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	}
+	later, sooner := selfSigned(20*24*time.Hour), selfSigned(10*24*time.Hour)
+	path := filepath.Join(t.TempDir(), "bundle.crt")
+	replace(t, path, append(later, sooner...), store.CertMode)
+	closed := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().String()
+	}()
+	target := Target{Component: "kube-apiserver", Address: closed}
+	e := New(Config{WatchFiles: []string{path}, Served: []Target{target, target}, ServedTimeout: 5 * time.Second})
+	e.CheckServed(context.Background())
+	url := serve(t, e, time.Hour)
+	got := scrape(t, url) // fails the test on a 500
+	s := one(t, got, "x509_cert_not_after", map[string]string{"filepath": path, "serial_number": "7"})
+	if want := float64(now.Add(10 * 24 * time.Hour).Unix()); s.value != want {
+		t.Errorf("not_after %v, want the certificate that expires first, %v", s.value, want)
+	}
+	one(t, got, "kubepki_served_check_error", map[string]string{"component": "kube-apiserver", "address": closed})
 }
