@@ -190,11 +190,24 @@ func writeVerifyText(w io.Writer, rep verifyReport) error {
 		writeLiveText(w, rep.Live)
 	}
 	if rep.Clean {
-		live := ""
+		summary := ""
 		if rep.Live != nil {
-			live = fmt.Sprintf(", %d endpoints and %d kubeconfigs checked live", len(rep.Live.Probes), len(rep.Live.Kubeconfigs))
+			// Say how many answered: a cluster that is not reachable at
+			// all is "0 of 7", not "7 checked".
+			answered, asked := 0, 0
+			for _, p := range rep.Live.Probes {
+				if p.State != live.Unreachable {
+					answered++
+				}
+			}
+			for _, id := range rep.Live.Kubeconfigs {
+				if id.Error == "" {
+					asked++
+				}
+			}
+			summary = fmt.Sprintf(", live: %d of %d endpoints answered, %d of %d kubeconfigs checked", answered, len(rep.Live.Probes), asked, len(rep.Live.Kubeconfigs))
 		}
-		fmt.Fprintf(w, "%s (%s): %d items verified%s, no findings\n", rep.Dir, rep.Profile, len(rep.Items), live)
+		fmt.Fprintf(w, "%s (%s): %d items verified%s, no findings\n", rep.Dir, rep.Profile, len(rep.Items), summary)
 	}
 	return nil
 }
