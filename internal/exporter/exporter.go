@@ -355,6 +355,13 @@ func (e *Exporter) gather() (entries []entry, problems, okFiles []problem) {
 			entries, problems, okFiles = append(entries, ents...), append(problems, probs...), append(okFiles, oks...)
 			continue
 		}
+		if s.wantCert && len(c.certs) == 0 {
+			// A key (or nothing but a key) where the plan's certificate
+			// belongs: an error, or the certificate would silently leave
+			// the metrics and no expiry alert could fire.
+			problems = append(problems, problem{path: s.path, err: fmt.Errorf("%s: no PEM certificate", s.path)})
+			continue
+		}
 		okFiles = append(okFiles, problem{path: s.path})
 		// The key is the .key beside the certificate, or the file's own
 		// (a PEM file holding both, as the kubelet writes them).
@@ -364,7 +371,9 @@ func (e *Exporter) gather() (entries []entry, problems, okFiles []problem) {
 			switch {
 			case k.err != nil:
 				problems = append(problems, problem{path: s.keyPath, err: k.err})
-			case k.pub != nil:
+			case k.pub == nil:
+				problems = append(problems, problem{path: s.keyPath, err: fmt.Errorf("%s: no PEM private key", s.keyPath)})
+			default:
 				pub = k.pub
 			}
 		}

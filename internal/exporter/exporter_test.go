@@ -579,3 +579,24 @@ func TestSameLabels(t *testing.T) {
 	}
 	one(t, got, "kubepki_served_check_error", map[string]string{"component": "kube-apiserver", "address": closed})
 }
+
+// TestNotWhatThePlanSays: a certificate file of the plan that holds no
+// certificate (a key copied over it) is a read error, not a certificate
+// that silently leaves the metrics; a key file that holds no key is one
+// too, instead of a key mismatch that is never exported.
+func TestNotWhatThePlanSays(t *testing.T) {
+	d := hardwayDir(t)
+	url := serve(t, New(Config{Directory: d}), time.Minute)
+	cert, key := d.Store.CertPath("admin"), d.Store.KeyPath("kube-proxy")
+	replace(t, cert, pkitest.ReadFile(t, d.Store.KeyPath("admin")), store.KeyMode)
+	replace(t, key, pkitest.ReadFile(t, d.Store.CertPath("kube-proxy")), store.KeyMode)
+	got := scrape(t, url)
+	for _, p := range []string{cert, key} {
+		if s := one(t, got, "x509_cert_error", map[string]string{"filepath": p}); s.value != 1 {
+			t.Errorf("%s: x509_cert_error %v, want 1", p, s.value)
+		}
+	}
+	if s := one(t, got, "x509_read_errors", nil); s.value != 2 {
+		t.Errorf("x509_read_errors %v, want 2", s.value)
+	}
+}

@@ -21,6 +21,9 @@ type source struct {
 	// required: a missing file is a read error (a --watch-kubeconfig
 	// named on the command line), not a file that went away.
 	required bool
+	// wantCert: the plan's certificate file (or CA file), which must
+	// hold a certificate; a watched file may hold a key only.
+	wantCert bool
 }
 
 // Directory is a PKI directory read through the plan: kubeadm's
@@ -64,7 +67,7 @@ func (d *Directory) sources() []source {
 	for _, spec := range d.Plan.CAs() {
 		ca := m.CAs[spec.Name]
 		if ca != nil && exists(ca.Path) {
-			out = append(out, source{path: ca.Path, kind: kindPEM, keyPath: keyIf(ca.KeyPath), caPath: ca.Path})
+			out = append(out, source{path: ca.Path, kind: kindPEM, keyPath: keyIf(ca.KeyPath), caPath: ca.Path, wantCert: true})
 		}
 	}
 	for _, c := range m.Certs {
@@ -74,7 +77,7 @@ func (d *Directory) sources() []source {
 		if !exists(c.Location.Path()) {
 			continue
 		}
-		s := source{path: c.Location.Path(), kind: kindPEM, keyPath: keyIf(resolve.KeyFile(c.Location))}
+		s := source{path: c.Location.Path(), kind: kindPEM, keyPath: keyIf(resolve.KeyFile(c.Location)), wantCert: true}
 		if c.CA != nil {
 			s.caPath = c.CA.Path
 		}
