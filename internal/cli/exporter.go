@@ -30,6 +30,7 @@ func newExporterCmd(e *env) *cobra.Command {
 		watchKCs       []string
 		served         []string
 		servedInterval time.Duration
+		servedTimeout  time.Duration
 		listen         string
 		logFormat      string
 	)
@@ -99,7 +100,10 @@ running scrapes finish. Logs JSON lines on stderr, one at start.`,
 			if servedInterval <= 0 {
 				return usageError("--served-interval %s: want a positive duration", servedInterval)
 			}
-			cfg := exporter.Config{WatchFiles: watchFiles, WatchKubeconfigs: watchKCs, Log: log, Now: e.now}
+			if servedTimeout <= 0 {
+				return usageError("--served-timeout %s: want a positive duration", servedTimeout)
+			}
+			cfg := exporter.Config{WatchFiles: watchFiles, WatchKubeconfigs: watchKCs, Log: log, Now: e.now, ServedTimeout: servedTimeout}
 			if f.dir != "" || f.config != "" || f.fromCluster {
 				// What loading the spec says on stderr (the spec inferred
 				// from the directory) goes into the JSON log.
@@ -163,6 +167,7 @@ running scrapes finish. Logs JSON lines on stderr, one at start.`,
 	fl.StringArrayVar(&watchKCs, "watch-kubeconfig", nil, "kubeconfig to export too, with its embedded or referenced certificates (repeatable; a missing one is a read error)")
 	fl.StringArrayVar(&served, "served", nil, "COMPONENT=HOST:PORT[=CERTFILE]: a component whose served certificate is compared with CERTFILE (default: the plan's certificate named COMPONENT) (repeatable)")
 	fl.DurationVar(&servedInterval, "served-interval", time.Minute, "how often components are dialled (never per scrape)")
+	fl.DurationVar(&servedTimeout, "served-timeout", 10*time.Second, "bound of one TLS handshake with a --served component")
 	fl.StringVar(&listen, "listen", DefaultExporterListen, "address for /metrics and /healthz (0.0.0.0:9794 to be scraped from elsewhere)")
 	fl.StringVar(&logFormat, "log-format", "json", "log format: json or text")
 	return cmd

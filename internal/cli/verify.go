@@ -143,6 +143,13 @@ One line per finding; exit 0 only when clean, 3 when there are findings.
 				}
 				return findings("%s: %d finding(s)", f.dir, n)
 			}
+			if rep.Live != nil {
+				// Asked to look at the cluster and saw nothing of it: not
+				// a clean bill of health.
+				if answered, asked := rep.Live.Reached(); answered+asked == 0 {
+					return fmt.Errorf("live: no endpoint answered and no kubeconfig reached an API server: run it where the cluster is reachable, or give --endpoint/--kubeconfig")
+				}
+			}
 			return nil
 		},
 	}
@@ -194,17 +201,7 @@ func writeVerifyText(w io.Writer, rep verifyReport) error {
 		if rep.Live != nil {
 			// Say how many answered: a cluster that is not reachable at
 			// all is "0 of 7", not "7 checked".
-			answered, asked := 0, 0
-			for _, p := range rep.Live.Probes {
-				if p.State != live.Unreachable {
-					answered++
-				}
-			}
-			for _, id := range rep.Live.Kubeconfigs {
-				if id.Error == "" {
-					asked++
-				}
-			}
+			answered, asked := rep.Live.Reached()
 			summary = fmt.Sprintf(", live: %d of %d endpoints answered, %d of %d kubeconfigs checked", answered, len(rep.Live.Probes), asked, len(rep.Live.Kubeconfigs))
 		}
 		fmt.Fprintf(w, "%s (%s): %d items verified%s, no findings\n", rep.Dir, rep.Profile, len(rep.Items), summary)

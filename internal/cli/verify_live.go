@@ -38,7 +38,8 @@ renewal, keeps serving the old certificate. --live adds:
     or groups than the plan's, a missing permission, or system:masters in a
     kubeconfig other than admin/super-admin is a finding. A kubeconfig the
     plan does not have is matched by its user entry, else only reported.
-Probes run at once, each bounded by --timeout.`
+Probes run at once, each bounded by --timeout. When nothing answers at all (no
+endpoint, no kubeconfig), verify exits 1: the cluster was not checked.`
 
 // liveFlags are verify's --live flags.
 type liveFlags struct {

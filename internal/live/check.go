@@ -1,6 +1,7 @@
 package live
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
@@ -100,7 +101,10 @@ type Probe struct {
 	FilePath string `json:"filePath,omitempty"`
 	// SignedBy names the CA of the bundle that signed what is served.
 	SignedBy string `json:"signedBy,omitempty"`
-	Detail   string `json:"detail,omitempty"`
+	// ForeignIssuer: what is served names an issuer no CA of the file is
+	// (not a CA of this PKI with another key): likely another server.
+	ForeignIssuer bool   `json:"foreignIssuer,omitempty"`
+	Detail        string `json:"detail,omitempty"`
 }
 
 // Restart is what to restart on one node.
@@ -126,6 +130,23 @@ type Result struct {
 
 // Clean reports whether there is no finding.
 func (r *Result) Clean() bool { return len(r.Findings) == 0 }
+
+// Reached counts the endpoints that answered a handshake and the
+// kubeconfigs the API server answered: a cluster out of reach is 0 and 0,
+// not "all checked".
+func (r *Result) Reached() (answered, asked int) {
+	for _, p := range r.Probes {
+		if p.State != Unreachable {
+			answered++
+		}
+	}
+	for _, id := range r.Kubeconfigs {
+		if id.Error == "" {
+			asked++
+		}
+	}
+	return answered, asked
+}
 
 // Files is what the checks read of a PKI directory.
 type Files interface {
@@ -261,6 +282,7 @@ func compare(e Endpoint, chain []*x509.Certificate, dialErr error, files Files, 
 	switch {
 	case signer == nil:
 		p.State = Untrusted
+		p.ForeignIssuer = !slices.ContainsFunc(cas, func(ca *x509.Certificate) bool { return bytes.Equal(ca.RawSubject, leaf.RawIssuer) })
 		p.Detail = fmt.Sprintf("%s, issued by %s, which no CA of %s (%d certificate(s)) signs", p.Served.Subject, leaf.Issuer, caPath, len(cas))
 		if file != nil && !leaf.Equal(file) {
 			p.Detail += "; the file " + p.FilePath + " has serial " + p.File.Serial
@@ -375,8 +397,20 @@ func (r *Result) add(p Probe, opts Options, restart map[string][]string) {
 		needsRestart()
 		r.Findings = append(r.Findings, Finding{Subject: subj, Message: fmt.Sprintf("at %s serves an expired certificate (serial %s, %s)", e.Addr, p.Served.Serial, p.Detail), Fix: renewFirst()})
 	case Untrusted:
+		msg := fmt.Sprintf("at %s serves serial %s (%s): is it this cluster's %s?", e.Addr, p.Served.Serial, p.Detail, e.Component)
+		if p.ForeignIssuer {
+			// No CA of this PKI has that name: most likely the address
+			// reaches another server (a proxy, another cluster), which no
+			// renewal here would change.
+			target := e.Component
+			if e.Node != "" {
+				target += "@" + e.Node
+			}
+			r.Findings = append(r.Findings, Finding{Subject: subj, Message: msg, Fix: fmt.Sprintf("check that %s is this cluster's %s (else: --endpoint %s=HOST:PORT); if it is, it runs on a certificate of another CA: %s", e.Addr, e.Component, target, renewFirst())})
+			break
+		}
 		needsRestart()
-		r.Findings = append(r.Findings, Finding{Subject: subj, Message: fmt.Sprintf("at %s serves serial %s (%s): is it this cluster's %s?", e.Addr, p.Served.Serial, p.Detail, e.Component), Fix: renewFirst()})
+		r.Findings = append(r.Findings, Finding{Subject: subj, Message: msg, Fix: renewFirst()})
 	}
 }
 

@@ -98,6 +98,7 @@ func TestCheck(t *testing.T) {
 	renewed := leaf(ca, 2*time.Hour, "127.0.0.1", "localhost")
 	byNext := leaf(next, time.Hour, "127.0.0.1")
 	byOther := leaf(other, time.Hour, "127.0.0.1")
+	bySameName := leaf(pkitest.CA(t, "kubernetes", 24*time.Hour, now), time.Hour, "127.0.0.1")
 	noSAN := leaf(ca, time.Hour, "elsewhere.example")
 	selfSigned := pkitest.CA(t, "kube-scheduler@1700000000", time.Hour, now)
 
@@ -126,13 +127,16 @@ func TestCheck(t *testing.T) {
 			finding: []string{"expired", "kubepki certs renew kube-scheduler"}, restart: "server: kube-scheduler"},
 		{name: "not signed by the bundle's CA", serve: byOther, ep: Endpoint{Cert: "kube-scheduler", CA: "ca"},
 			files: dir{map[string]*x509.Certificate{"kube-scheduler": byOther}, map[string][]*x509.Certificate{"ca": {ca.Cert}}}, want: Untrusted,
-			finding: []string{"issued by CN=someone-else", "no CA of ca.crt"}, restart: "server: kube-scheduler"},
+			finding: []string{"issued by CN=someone-else", "no CA of ca.crt", "check that 127.0.0.1:", "--endpoint kube-scheduler@server=HOST:PORT"}},
+		{name: "signed by a CA of the same name with another key", serve: bySameName, ep: Endpoint{Cert: "kube-scheduler", CA: "ca"},
+			files: dir{map[string]*x509.Certificate{"kube-scheduler": bySameName}, map[string][]*x509.Certificate{"ca": {ca.Cert}}}, want: Untrusted,
+			finding: []string{"issued by CN=kubernetes", "kubepki certs renew kube-scheduler"}, restart: "server: kube-scheduler"},
 		{name: "trust bundle of two CAs, signed by the second", serve: byNext, ep: Endpoint{Cert: "kube-scheduler", CA: "ca"},
 			files: dir{map[string]*x509.Certificate{"kube-scheduler": byNext}, map[string][]*x509.Certificate{"ca": {ca.Cert, next.Cert}}}, want: Matches,
 			signedBy: "CA #2 of ca.crt: CN=kubernetes-next"},
 		{name: "trust bundle of two CAs, signed by neither", serve: byOther, ep: Endpoint{CA: "ca"},
 			files: dir{nil, map[string][]*x509.Certificate{"ca": {ca.Cert, next.Cert}}}, want: Untrusted,
-			finding: []string{"no CA of ca.crt (2 certificate(s))"}, restart: "server: kube-scheduler"},
+			finding: []string{"no CA of ca.crt (2 certificate(s))", "check that"}},
 		{name: "self-signed in memory, no file wired", serve: selfSigned.Cert, serveKey: selfSigned.Key, ep: Endpoint{}, want: SelfSigned,
 			info: "made itself in memory"},
 		{name: "signed by the CA, no file here", serve: served, ep: Endpoint{CA: "ca"},

@@ -192,11 +192,11 @@ func TestExporterDaemonSetArgsOnKubeadmNode(t *testing.T) {
 	for _, a := range m.DaemonSets[0].Spec.Template.Spec.Containers[0].Args {
 		a = strings.ReplaceAll(a, "=/etc/kubernetes", "="+filepath.Join(n.Root, "etc", "kubernetes"))
 		a = strings.ReplaceAll(a, "=/var/lib/kubelet", "="+filepath.Join(n.Root, "var", "lib", "kubelet"))
-		a = strings.ReplaceAll(a, "$(HOST_IP):9794", "127.0.0.1:0")
+		a = strings.ReplaceAll(a, "[$(HOST_IP)]:9794", "[127.0.0.1]:0")
 		args = append(args, a)
 	}
-	if !slices.Contains(args, "--listen=127.0.0.1:0") {
-		t.Fatalf("args %v: no --listen=$(HOST_IP):9794 to move", args)
+	if !slices.Contains(args, "--listen=[127.0.0.1]:0") {
+		t.Fatalf("args %v: no --listen=[$(HOST_IP)]:9794 to move", args)
 	}
 	cmd := exec.Command(testenv.Kubepki(t), args...)
 	stderr, err := cmd.StderrPipe()
