@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"slices"
 	"strings"
@@ -98,6 +99,9 @@ type Options struct {
 	ReleaseOnCancel bool
 	// HTTPAddress serves /metrics, /healthz and /readyz ("" or "0": off).
 	HTTPAddress string
+	// Profiling also serves Go's profiler at /debug/pprof/ on HTTPAddress,
+	// as kube-controller-manager's --profiling does.
+	Profiling bool
 	// Log receives every record; nil discards.
 	Log *slog.Logger
 	// Now is the clock (time.Now when nil).
@@ -257,7 +261,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", opts.HTTPAddress, err)
 		}
-		srv = &http.Server{Handler: httpHandler(metrics, &synced, signers), ReadHeaderTimeout: 10 * time.Second}
+		srv = &http.Server{Handler: httpHandler(metrics, &synced, signers, opts.Profiling), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("HTTP server stopped", "err", err)
@@ -354,9 +358,17 @@ func (c *caWatcher) NeedLeaderElection() bool { return false }
 
 // httpHandler serves the metrics (ours and controller-runtime's global
 // registry), liveness and readiness: ready once the cache has synced (every
-// CA loaded at start, or Run would have failed).
-func httpHandler(m *Metrics, synced *atomic.Bool, signers map[string]*Signer) http.Handler {
+// CA loaded at start, or Run would have failed); with profiling, Go's
+// profiler too.
+func httpHandler(m *Metrics, synced *atomic.Bool, signers map[string]*Signer, profiling bool) http.Handler {
 	mux := http.NewServeMux()
+	if profiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(prometheus.Gatherers{m.Registry, crmetrics.Registry}, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
