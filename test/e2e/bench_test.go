@@ -46,9 +46,11 @@ type benchSigner struct {
 
 // benchRun is one timed run.
 type benchRun struct {
-	total time.Duration // signer start → last certificate
-	first time.Duration // signer start → first certificate
-	usage benchUsage    // the signer process's, read after the last certificate (zero for a writer)
+	total     time.Duration // signer start → last certificate
+	first     time.Duration // signer start → first certificate
+	usage     benchUsage    // the signer process's, read after the last certificate (zero for a writer)
+	apiserver time.Duration // kube-apiserver's CPU time from signer start to last certificate
+	test      time.Duration // the test process's CPU time, the same span: its watch, and a writer's work
 }
 
 // steady is the time from the first certificate to the last: the signer's
@@ -59,6 +61,7 @@ func (r benchRun) steady() time.Duration { return r.total - r.first }
 const (
 	benchBare      = "bare writer (32 workers, protobuf, no limit, no watch)"
 	benchBareWatch = "bare writer + watch on CSRs"
+	benchBareSign  = "bare writer + watch + parse, verify and sign each request"
 )
 
 // BenchmarkCSRSigning times how long signers take to issue a backlog of
@@ -137,8 +140,8 @@ func BenchmarkCSRSigning(b *testing.B) {
 				"--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(testenv.FreePort(b))}, extra...)
 		}
 	}
-	bare := func(watch bool) func(ctx context.Context) error {
-		return func(ctx context.Context) error { return benchBareWriter(ctx, fast, readyPEM, watch) }
+	bare := func(watch bool, ca *pki.CA) func(ctx context.Context) error {
+		return func(ctx context.Context) error { return benchBareWriter(ctx, fast, readyPEM, watch, ca) }
 	}
 	signers := []benchSigner{
 		{name: "kubepki", bin: kubepkiBin, args: ours()},
@@ -151,8 +154,11 @@ func BenchmarkCSRSigning(b *testing.B) {
 		{name: "kubepki --kube-api-qps=-1", bin: kubepkiBin, args: ours("--kube-api-qps=-1")},
 		{name: "kube-controller-manager --kube-api-qps=-1", bin: kcmBin, args: kcm("--kube-api-qps=-1")},
 		// The API server's own ceiling.
-		{name: benchBare, writer: bare(false)},
-		{name: benchBareWatch, writer: bare(true)},
+		{name: benchBare, writer: bare(false, nil)},
+		{name: benchBareWatch, writer: bare(true, nil)},
+		// The floor of any signer: the same writes, the watch, and the
+		// request's signature checked and the certificate signed.
+		{name: benchBareSign, writer: bare(true, e.ca)},
 	}
 	if only := os.Getenv("KUBEPKI_BENCH_ONLY"); only != "" {
 		re, err := regexp.Compile(only)
@@ -172,8 +178,9 @@ func BenchmarkCSRSigning(b *testing.B) {
 			}
 			r := benchOnce(b, e, fast, s, reqs, profile)
 			results[s.name] = append(results[s.name], r)
-			b.Logf("run %d/%d %-62s %4d certificates in %7.2fs (first after %.2fs, first → last %.2fs; cpu %.2fs, peak RSS %d MiB)",
-				run, runs, s.name, n, r.total.Seconds(), r.first.Seconds(), r.steady().Seconds(), r.usage.cpu.Seconds(), r.usage.peakRSS>>20)
+			b.Logf("run %d/%d %-62s %4d certificates in %7.2fs (first after %.2fs, first → last %.2fs; cpu %.2fs, peak RSS %d MiB; kube-apiserver cpu %.2fs, test cpu %.2fs)",
+				run, runs, s.name, n, r.total.Seconds(), r.first.Seconds(), r.steady().Seconds(), r.usage.cpu.Seconds(), r.usage.peakRSS>>20,
+				r.apiserver.Seconds(), r.test.Seconds())
 		}
 		load = append(load, benchLoadavg(b))
 	}
@@ -189,6 +196,9 @@ func BenchmarkCSRSigning(b *testing.B) {
 	total := func(r benchRun) time.Duration { return r.total }
 	steady := func(r benchRun) time.Duration { return r.steady() }
 	cpu := func(r benchRun) time.Duration { return r.usage.cpu }
+	apiCPU := func(r benchRun) time.Duration { return r.apiserver }
+	testCPU := func(r benchRun) time.Duration { return r.test }
+	perK := func(d time.Duration) string { return fmt.Sprintf("%.2f", d.Seconds()*1000/float64(n)) }
 	peak := func(r benchRun) time.Duration { return time.Duration(r.usage.peakRSS) }
 	rate := func(name string) float64 {
 		rs := results[name]
@@ -200,9 +210,10 @@ func BenchmarkCSRSigning(b *testing.B) {
 	ceiling := rate(benchBareWatch)
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "%d approved CSRs, %d runs, median of each. Rate = (N − 1) / (first → last certificate); "+
-		"× ceiling = rate / the bare writer with a watch's rate. CPU and peak RSS: the signer process's, start to last certificate.\n\n", n, runs)
-	sb.WriteString("| signer | runs: first → last (s) | certificates/s | × ceiling | median start → all issued (s) | CPU s per 1,000 CSRs | peak RSS (MiB) |\n")
-	sb.WriteString("|---|---|---|---|---|---|---|\n")
+		"× ceiling = rate / the bare writer with a watch's rate. CPU s per 1,000 CSRs, from start to the last certificate: "+
+		"the signer process's (and its peak RSS), kube-apiserver's, and the test process's (its own watch, and a bare writer's work).\n\n", n, runs)
+	sb.WriteString("| signer | runs: first → last (s) | certificates/s | × ceiling | median start → all issued (s) | signer CPU | kube-apiserver CPU | test CPU | peak RSS (MiB) |\n")
+	sb.WriteString("|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range signers {
 		rs := results[s.name]
 		var each []string
@@ -214,11 +225,11 @@ func BenchmarkCSRSigning(b *testing.B) {
 			ratio = fmt.Sprintf("%.2f", rate(s.name)/ceiling)
 		}
 		if s.bin != nil {
-			cpuCol = fmt.Sprintf("%.2f", median(rs, cpu).Seconds()*1000/float64(n))
+			cpuCol = perK(median(rs, cpu))
 			rssCol = fmt.Sprintf("%d", int64(median(rs, peak))>>20)
 		}
-		fmt.Fprintf(&sb, "| %s | %s | %.0f | %s | %.2f | %s | %s |\n", s.name, strings.Join(each, ", "), rate(s.name), ratio,
-			median(rs, total).Seconds(), cpuCol, rssCol)
+		fmt.Fprintf(&sb, "| %s | %s | %.0f | %s | %.2f | %s | %s | %s | %s |\n", s.name, strings.Join(each, ", "), rate(s.name), ratio,
+			median(rs, total).Seconds(), cpuCol, perK(median(rs, apiCPU)), perK(median(rs, testCPU)), rssCol)
 	}
 	if cached > 0 {
 		empty, full := benchCacheRSS(b, e, fast, cached)
@@ -362,7 +373,25 @@ func benchOnce(b *testing.B, e *certAPI, cs kubernetes.Interface, s benchSigner,
 		done <- err
 	}()
 	<-synced
+	cpuNow := func() (api, test time.Duration) {
+		a, err := benchReadUsage(e.apiserver.Pid())
+		if err != nil {
+			b.Fatal(err)
+		}
+		t, err := benchReadUsage(os.Getpid())
+		if err != nil {
+			b.Fatal(err)
+		}
+		return a.cpu, t.cpu
+	}
+	api0, test0 := cpuNow()
 	start = time.Now()
+	var r benchRun
+	finish := func() {
+		r.total, r.first = time.Since(start), first.Sub(start)
+		api1, test1 := cpuNow()
+		r.apiserver, r.test = api1-api0, test1-test0
+	}
 	if s.writer != nil {
 		if err := s.writer(wctx); err != nil {
 			b.Fatalf("%s: %v", s.name, err)
@@ -370,19 +399,21 @@ func benchOnce(b *testing.B, e *certAPI, cs kubernetes.Interface, s benchSigner,
 		if err := <-done; err != nil {
 			b.Fatalf("%s: waiting for certificates: %v (%d issued)", s.name, err, len(issued))
 		}
-		return benchRun{total: time.Since(start), first: first.Sub(start)}
+		finish()
+		return r
 	}
 	p := testenv.Start(b, "bench-"+strings.Fields(s.name)[0], s.bin(e), s.args(e, profile)...)
 	if err := <-done; err != nil {
 		b.Fatalf("%s: waiting for certificates: %v (%d issued; log %s)", s.name, err, len(issued), p.LogPath())
 	}
-	end := time.Now()
+	finish()
 	usage, err := benchReadUsage(p.Pid())
 	if err != nil {
 		b.Fatalf("%s: %v", s.name, err)
 	}
 	p.Stop()
-	return benchRun{total: end.Sub(start), first: first.Sub(start), usage: usage}
+	r.usage = usage
+	return r
 }
 
 // benchCacheRSS starts the kubepki controller with no CSR in the cluster,

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"kubepki.dev/kubepki/internal/csr"
+	"kubepki.dev/kubepki/internal/pki"
 )
 
 // benchWriterWorkers is how many status writes the bare writer keeps in
@@ -41,7 +42,11 @@ func benchWriterClient(kubeconfigPath string) (kubernetes.Interface, error) {
 // also holds a watch on CSRs from the list's resourceVersion and decodes
 // every event until it has seen its own writes come back, which is the floor
 // any controller pays: a controller cannot know what to do without one.
-func benchBareWriter(ctx context.Context, cs kubernetes.Interface, certPEM []byte, watch bool) error {
+// With a CA it does what any signer must besides: parse each request and
+// check its signature, and sign a certificate for it (csr.ParseRequest,
+// csr.Sign: the same code as kubepki's controller), instead of writing
+// certPEM.
+func benchBareWriter(ctx context.Context, cs kubernetes.Interface, certPEM []byte, watch bool, ca *pki.CA) error {
 	api := cs.CertificatesV1().CertificateSigningRequests()
 	list, err := api.List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -85,6 +90,19 @@ func benchBareWriter(ctx context.Context, cs kubernetes.Interface, certPEM []byt
 			for i := int(next.Add(1)) - 1; i < len(todo); i = int(next.Add(1)) - 1 {
 				c := todo[i]
 				c.Status.Certificate = certPEM
+				if ca != nil {
+					req, err := csr.ParseRequest(c.Spec.Request)
+					if err != nil {
+						failed.Store(fmt.Errorf("%s: %w", c.Name, err))
+						continue
+					}
+					cert, err := csr.Sign(ca, req, c.Spec.Usages, time.Hour, time.Now())
+					if err != nil {
+						failed.Store(fmt.Errorf("%s: %w", c.Name, err))
+						continue
+					}
+					c.Status.Certificate = pki.EncodeCert(cert)
+				}
 				if _, err := api.UpdateStatus(ctx, c, metav1.UpdateOptions{}); err != nil {
 					failed.Store(fmt.Errorf("update status of %s: %w", c.Name, err))
 				}
