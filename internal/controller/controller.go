@@ -31,6 +31,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -183,7 +184,8 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 			// fields are most of an object's size and never read.
 			DefaultTransform: cache.TransformStripManagedFields(),
 			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Node{}: {Transform: nodeAddressesOnly},
+				&corev1.Node{}:                      {Transform: nodeAddressesOnly},
+				&certv1.CertificateSigningRequest{}: {Transform: slimCSR(opts.Approve)},
 			},
 		},
 		Controller: config.Controller{SkipNameValidation: &skip},
@@ -499,6 +501,33 @@ func nodeAddressesOnly(obj any) (any, error) {
 		ObjectMeta: metav1.ObjectMeta{Name: n.Name, UID: n.UID, ResourceVersion: n.ResourceVersion},
 		Status:     corev1.NodeStatus{Addresses: n.Status.Addresses},
 	}, nil
+}
+
+// slimCSR is the CSR cache's transform. Besides managed fields, it drops the
+// spec (the request, the requester's groups and extra, the usages) of a CSR
+// this controller will not act on as it stands: one that is finished
+// (issued, failed or denied), or, with the approver off, one that waits for
+// a person's decision. Only the signer name, the requester's name and the
+// status stay, which is what Relevant, Reconcile's triage and the log read
+// of such a CSR. A later version that needs acting on (a person approves)
+// comes in a new event and is cached whole. In a cluster of tens of
+// thousands of CSRs, most are finished and the request is much of each.
+func slimCSR(approve bool) toolscache.TransformFunc {
+	stripManaged := cache.TransformStripManagedFields()
+	return func(obj any) (any, error) {
+		obj, err := stripManaged(obj)
+		if err != nil {
+			return obj, err
+		}
+		c, ok := obj.(*certv1.CertificateSigningRequest)
+		if !ok {
+			return obj, nil
+		}
+		if csr.Issued(c) || csr.Failed(c) || csr.Denied(c) || (!approve && !csr.Decided(c)) {
+			c.Spec = certv1.CertificateSigningRequestSpec{SignerName: c.Spec.SignerName, Username: c.Spec.Username}
+		}
+		return c, nil
+	}
 }
 
 // ApproverChains are the approver's policy chains, in order: kubelet
