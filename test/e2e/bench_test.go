@@ -20,6 +20,7 @@ import (
 
 	certv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
@@ -281,11 +282,13 @@ func benchLoadavg(b *testing.B) string {
 	return strings.Join(strings.Fields(string(data))[:3], " ")
 }
 
-// benchClear deletes every CSR and waits until none is left.
+// benchClear deletes every CSR and waits until none is left. Deleting tens
+// of thousands takes the API server longer than its request timeout; it
+// goes on deleting after it answered so, and the wait covers that.
 func benchClear(b *testing.B, api certclient.CertificateSigningRequestInterface) {
 	b.Helper()
 	ctx := context.Background()
-	if err := api.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+	if err := api.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil && !apierrors.IsTimeout(err) && !apierrors.IsServerTimeout(err) {
 		b.Fatal(err)
 	}
 	for {
@@ -460,7 +463,6 @@ func benchCacheRSS(b *testing.B, e *certAPI, cs kubernetes.Interface, count int)
 	})
 	full = measure()
 	b.Logf("controller RSS: %d MiB with no CSR, %d MiB with %d (peak %d MiB)", empty.rss>>20, full.rss>>20, count, full.peakRSS>>20)
-	benchClear(b, api)
 	return empty, full
 }
 
