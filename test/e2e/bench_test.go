@@ -153,6 +153,8 @@ func BenchmarkCSRSigning(b *testing.B) {
 		{name: "kube-controller-manager --kube-api-qps=200 --kube-api-burst=400", bin: kcmBin, args: kcm("--kube-api-qps=200", "--kube-api-burst=400")},
 		// No client-side limit at all: what the API server itself allows.
 		{name: "kubepki --kube-api-qps=-1", bin: kubepkiBin, args: ours("--kube-api-qps=-1")},
+		// The default before it became 32.
+		{name: "kubepki --kube-api-qps=-1 --workers=16", bin: kubepkiBin, args: ours("--kube-api-qps=-1", "--workers=16")},
 		{name: "kube-controller-manager --kube-api-qps=-1", bin: kcmBin, args: kcm("--kube-api-qps=-1")},
 		// The API server's own ceiling.
 		{name: benchBare, writer: bare(false, nil)},
