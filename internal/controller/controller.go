@@ -53,10 +53,11 @@ const (
 	DefaultMaxDuration      = 365 * 24 * time.Hour // kube-controller-manager's --cluster-signing-duration
 	DefaultLeaderElectionID = "kubepki-controller"
 	// DefaultWorkers: with no client-side limit the API server's latency
-	// bounds a signer, and requests in flight are what it has; 32 (as many
-	// as the benchmark's bare writer) issued 1.5-1.9x as fast as 16 on
-	// two busy cores (docs/benchmarks.md). Under a rate limit they wait
-	// on the limiter and cost only their goroutines.
+	// bounds a signer, and requests in flight are what it has. On the
+	// benchmark's two busy cores 16 workers sometimes took nearly twice as
+	// long as 32 and otherwise were within the noise (docs/benchmarks.md).
+	// Under a rate limit the extra workers wait on the limiter and cost only
+	// their goroutines.
 	DefaultWorkers = 32
 	DefaultQPS     = 200
 	DefaultBurst   = 400
