@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -28,6 +29,7 @@ func newControllerCmd(e *env) *cobra.Command {
 		burst                      int
 		servingRanges, suffixes    []string
 		serviceCIDR                string
+		cpuProfile, memProfile     string
 	)
 	cmd := &cobra.Command{
 		Use:   "controller --signer NAME=CERT,KEY... [--approve]",
@@ -116,6 +118,9 @@ namespace is the Pod's own in a cluster, else the kubeconfig context's, else
 			if len(o.Signers) == 0 && !o.Approve {
 				return usageError("nothing to do: give at least one --signer, or --approve")
 			}
+			if o.Profiling && (o.HTTPAddress == "" || o.HTTPAddress == "0") {
+				return usageError("--profiling serves on --http-address: give one")
+			}
 			log, err := newLogger(e, logFormat, logLevel)
 			if err != nil {
 				return err
@@ -141,7 +146,15 @@ namespace is the Pod's own in a cluster, else the kubeconfig context's, else
 			apiServerHost(cfg.Host, &o.KubeletServing)
 			cfg.QPS, cfg.Burst = qps, burst
 			cfg.UserAgent = "kubepki-controller"
-			return controller.Run(cmd.Context(), cfg, o)
+			stop, err := startProfiles(cpuProfile, memProfile)
+			if err != nil {
+				return err
+			}
+			runErr := controller.Run(cmd.Context(), cfg, o)
+			if err := stop(); err != nil && runErr == nil {
+				runErr = err
+			}
+			return runErr
 		},
 	}
 	f := cmd.Flags()
@@ -166,6 +179,11 @@ namespace is the Pod's own in a cluster, else the kubeconfig context's, else
 	f.DurationVar(&o.RetryPeriod, "retry-period", 2*time.Second, "interval between lease attempts")
 	f.BoolVar(&o.ReleaseOnCancel, "leader-elect-release", true, "give the lease up on a clean stop, so another replica takes over at once")
 	f.StringVar(&o.HTTPAddress, "http-address", "127.0.0.1:8080", `address for /metrics, /healthz and /readyz ("0" disables; ":8080" in a Pod)`)
+	f.BoolVar(&o.Profiling, "profiling", false, "serve Go's profiler at /debug/pprof/ on --http-address")
+	f.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to this file when the controller stops")
+	f.StringVar(&memProfile, "mem-profile", "", "write an allocation profile to this file when the controller stops")
+	_ = f.MarkHidden("cpu-profile") // for benchmarks (docs/benchmarks.md)
+	_ = f.MarkHidden("mem-profile")
 	f.StringVar(&logFormat, "log-format", "json", "log format: json or text")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
@@ -196,6 +214,45 @@ func parseSignerFlag(s string) (controller.SignerFiles, error) {
 		return controller.SignerFiles{}, usageError("--signer: %v", err)
 	}
 	return controller.SignerFiles{Name: name, CertFile: cert, KeyFile: key}, nil
+}
+
+// startProfiles starts a CPU profile into cpuFile (if not empty); the
+// returned stop ends it and writes the allocation profile into memFile (if
+// not empty), as go test's -cpuprofile and -memprofile do.
+func startProfiles(cpuFile, memFile string) (stop func() error, err error) {
+	var cpu *os.File
+	if cpuFile != "" {
+		if cpu, err = os.Create(cpuFile); err != nil {
+			return nil, fmt.Errorf("--cpu-profile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(cpu); err != nil {
+			cpu.Close()
+			return nil, fmt.Errorf("--cpu-profile: %w", err)
+		}
+	}
+	return func() error {
+		if cpu != nil {
+			pprof.StopCPUProfile()
+			if err := cpu.Close(); err != nil {
+				return fmt.Errorf("--cpu-profile: %w", err)
+			}
+		}
+		if memFile == "" {
+			return nil
+		}
+		f, err := os.Create(memFile)
+		if err != nil {
+			return fmt.Errorf("--mem-profile: %w", err)
+		}
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("--mem-profile: %w", err)
+		}
+		return nil
+	}, nil
 }
 
 // newLogger returns a structured logger on stderr.

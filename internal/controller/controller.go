@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"slices"
 	"strings"
@@ -30,6 +31,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -50,9 +52,15 @@ import (
 const (
 	DefaultMaxDuration      = 365 * 24 * time.Hour // kube-controller-manager's --cluster-signing-duration
 	DefaultLeaderElectionID = "kubepki-controller"
-	DefaultWorkers          = 16
-	DefaultQPS              = 200
-	DefaultBurst            = 400
+	// DefaultWorkers: with no client-side limit the API server's latency
+	// bounds a signer, and requests in flight are what it has. On the
+	// benchmark's two busy cores 16 workers sometimes took nearly twice as
+	// long as 32 and otherwise were within the noise (docs/benchmarks.md).
+	// Under a rate limit the extra workers wait on the limiter and cost only
+	// their goroutines.
+	DefaultWorkers = 32
+	DefaultQPS     = 200
+	DefaultBurst   = 400
 )
 
 // SignerFiles names a signer and its CA files.
@@ -98,6 +106,9 @@ type Options struct {
 	ReleaseOnCancel bool
 	// HTTPAddress serves /metrics, /healthz and /readyz ("" or "0": off).
 	HTTPAddress string
+	// Profiling also serves Go's profiler at /debug/pprof/ on HTTPAddress,
+	// as kube-controller-manager's --profiling does.
+	Profiling bool
 	// Log receives every record; nil discards.
 	Log *slog.Logger
 	// Now is the clock (time.Now when nil).
@@ -179,7 +190,8 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 			// fields are most of an object's size and never read.
 			DefaultTransform: cache.TransformStripManagedFields(),
 			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Node{}: {Transform: nodeAddressesOnly},
+				&corev1.Node{}:                      {Transform: nodeAddressesOnly},
+				&certv1.CertificateSigningRequest{}: {Transform: slimCSR(opts.Approve)},
 			},
 		},
 		Controller: config.Controller{SkipNameValidation: &skip},
@@ -257,7 +269,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", opts.HTTPAddress, err)
 		}
-		srv = &http.Server{Handler: httpHandler(metrics, &synced, signers), ReadHeaderTimeout: 10 * time.Second}
+		srv = &http.Server{Handler: httpHandler(metrics, &synced, signers, opts.Profiling), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("HTTP server stopped", "err", err)
@@ -354,9 +366,17 @@ func (c *caWatcher) NeedLeaderElection() bool { return false }
 
 // httpHandler serves the metrics (ours and controller-runtime's global
 // registry), liveness and readiness: ready once the cache has synced (every
-// CA loaded at start, or Run would have failed).
-func httpHandler(m *Metrics, synced *atomic.Bool, signers map[string]*Signer) http.Handler {
+// CA loaded at start, or Run would have failed); with profiling, Go's
+// profiler too.
+func httpHandler(m *Metrics, synced *atomic.Bool, signers map[string]*Signer, profiling bool) http.Handler {
 	mux := http.NewServeMux()
+	if profiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(prometheus.Gatherers{m.Registry, crmetrics.Registry}, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
@@ -487,6 +507,33 @@ func nodeAddressesOnly(obj any) (any, error) {
 		ObjectMeta: metav1.ObjectMeta{Name: n.Name, UID: n.UID, ResourceVersion: n.ResourceVersion},
 		Status:     corev1.NodeStatus{Addresses: n.Status.Addresses},
 	}, nil
+}
+
+// slimCSR is the CSR cache's transform. Besides managed fields, it drops the
+// spec (the request, the requester's groups and extra, the usages) of a CSR
+// this controller will not act on as it stands: one that is finished
+// (issued, failed or denied), or, with the approver off, one that waits for
+// a person's decision. Only the signer name, the requester's name and the
+// status stay, which is what Relevant, Reconcile's triage and the log read
+// of such a CSR. A later version that needs acting on (a person approves)
+// comes in a new event and is cached whole. In a cluster of tens of
+// thousands of CSRs, most are finished and the request is much of each.
+func slimCSR(approve bool) toolscache.TransformFunc {
+	stripManaged := cache.TransformStripManagedFields()
+	return func(obj any) (any, error) {
+		obj, err := stripManaged(obj)
+		if err != nil {
+			return obj, err
+		}
+		c, ok := obj.(*certv1.CertificateSigningRequest)
+		if !ok {
+			return obj, nil
+		}
+		if csr.Issued(c) || csr.Failed(c) || csr.Denied(c) || (!approve && !csr.Decided(c)) {
+			c.Spec = certv1.CertificateSigningRequestSpec{SignerName: c.Spec.SignerName, Username: c.Spec.Username}
+		}
+		return c, nil
+	}
 }
 
 // ApproverChains are the approver's policy chains, in order: kubelet

@@ -22,7 +22,7 @@ func TestHTTPHandler(t *testing.T) {
 	m.signed.WithLabelValues("kubernetes.io/kube-apiserver-client").Add(3)
 	m.denied.WithLabelValues("kubernetes.io/kubelet-serving", "cn-is-requester").Inc()
 	var synced atomic.Bool
-	h := httpHandler(m, &synced, map[string]*Signer{"kubernetes.io/kube-apiserver-client": {Name: "kubernetes.io/kube-apiserver-client", CA: files}})
+	h := httpHandler(m, &synced, map[string]*Signer{"kubernetes.io/kube-apiserver-client": {Name: "kubernetes.io/kube-apiserver-client", CA: files}}, false)
 	get := func(path string) (int, string) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
@@ -66,5 +66,29 @@ func TestHTTPHandler(t *testing.T) {
 	}
 	if got := m.Totals()[metricSigned]; got != 3 {
 		t.Errorf("Totals signed = %v", got)
+	}
+	if code, _ := get("/debug/pprof/"); code != http.StatusNotFound {
+		t.Errorf("/debug/pprof/ without profiling: %d, want 404", code)
+	}
+}
+
+// TestHTTPHandlerProfiling: --profiling serves Go's profiler beside the
+// metrics, as kube-controller-manager's does.
+func TestHTTPHandlerProfiling(t *testing.T) {
+	var synced atomic.Bool
+	h := httpHandler(NewMetrics(), &synced, nil, true)
+	for _, tc := range []struct {
+		path, want string
+	}{
+		{"/debug/pprof/", "heap"},
+		{"/debug/pprof/heap?debug=1", "heap profile:"},
+		{"/debug/pprof/goroutine?debug=1", "goroutine profile:"},
+		{"/debug/pprof/cmdline", ""},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tc.path, nil))
+		if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), tc.want) {
+			t.Errorf("%s: %d, body lacks %q", tc.path, rec.Code, tc.want)
+		}
 	}
 }

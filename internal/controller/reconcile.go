@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	certv1 "k8s.io/api/certificates/v1"
@@ -192,9 +193,14 @@ func (r *Reconciler) approve(ctx context.Context, c *certv1.CertificateSigningRe
 // the API server answers, and the same certificate is written again if it
 // did not land: the request is finished by this reconcile with the one
 // certificate it signed, and counted and logged as issued exactly once.
+//
+// c is the reconcile's own copy (the cache client returns a deep copy), so
+// it is written as it is, without another copy.
 func (r *Reconciler) sign(ctx context.Context, c *certv1.CertificateSigningRequest, s *Signer) error {
 	start := time.Now()
-	log := r.Log.With("csr", c.Name, "signer", s.Name, "requester", c.Spec.Username)
+	// The context of every record, bound only where one is written: binding
+	// it with Log.With on every request costs more than the record itself.
+	who := func() *slog.Logger { return r.Log.With("csr", c.Name, "signer", s.Name, "requester", c.Spec.Username) }
 	req, err := csr.ParseRequest(c.Spec.Request)
 	if err != nil {
 		return r.fail(ctx, c, s, ReasonInvalidRequest, err.Error())
@@ -213,9 +219,10 @@ func (r *Reconciler) sign(ctx context.Context, c *certv1.CertificateSigningReque
 	wctx, cancel := writeContext(ctx)
 	defer cancel()
 	for attempt := 1; ; attempt++ {
-		upd := c.DeepCopy()
-		upd.Status.Certificate = certPEM
-		err := r.Client.Status().Update(wctx, upd)
+		// A refused update leaves c as it was but for the certificate;
+		// an accepted one fills it with what the API server stored.
+		c.Status.Certificate = certPEM
+		err := r.Client.Status().Update(wctx, c)
 		if err == nil {
 			break
 		}
@@ -238,11 +245,11 @@ func (r *Reconciler) sign(ctx context.Context, c *certv1.CertificateSigningReque
 			break // ours landed after all
 		}
 		if !csr.NeedsSigning(fresh) || fresh.UID != c.UID {
-			log.Info("another writer finished the request first; certificate discarded", "state", csr.State(fresh), "serial", serialHex(cert))
+			who().Info("another writer finished the request first; certificate discarded", "state", csr.State(fresh), "serial", serialHex(cert))
 			return nil
 		}
 		if !apierrors.IsConflict(err) {
-			log.Debug("certificate not written; writing it again", "attempt", attempt, "err", err)
+			who().Debug("certificate not written; writing it again", "attempt", attempt, "err", err)
 		}
 		c = fresh
 	}
@@ -252,8 +259,9 @@ func (r *Reconciler) sign(ctx context.Context, c *certv1.CertificateSigningReque
 	if a := csr.Condition(c, certv1.CertificateApproved); a != nil && !a.LastUpdateTime.IsZero() {
 		r.Metrics.issueDelay.WithLabelValues(s.Name).Observe(r.Now().Sub(a.LastUpdateTime.Time).Seconds())
 	}
-	log.Info("issued", "subject", cert.Subject.String(), "serial", serialHex(cert),
-		"notAfter", cert.NotAfter.UTC().Format(time.RFC3339), "took", elapsed.Round(time.Microsecond).String())
+	r.Log.LogAttrs(ctx, slog.LevelInfo, "issued", slog.String("csr", c.Name), slog.String("signer", s.Name),
+		slog.String("requester", c.Spec.Username), slog.String("subject", cert.Subject.String()), slog.String("serial", serialHex(cert)),
+		slog.String("notAfter", cert.NotAfter.UTC().Format(time.RFC3339)), slog.String("took", elapsed.Round(time.Microsecond).String()))
 	return nil
 }
 
@@ -335,4 +343,4 @@ func (r *Reconciler) event(obj runtime.Object, eventType, reason, action, note s
 }
 
 // serialHex is the serial number in hex, as openssl x509 -serial prints it.
-func serialHex(c *x509.Certificate) string { return fmt.Sprintf("%X", c.SerialNumber) }
+func serialHex(c *x509.Certificate) string { return strings.ToUpper(c.SerialNumber.Text(16)) }
