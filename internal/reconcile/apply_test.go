@@ -493,3 +493,55 @@ func TestApplyPublicKeyWithoutPrivateKey(t *testing.T) {
 	checkActions(t, rs, Kept, map[string]Action{"keypair/sa": Created})
 	checkStates(t, Examine(plan, st, testNow), Valid, nil)
 }
+
+// TestApplyKeyError: a key that cannot be generated fails Apply with the
+// algorithm named, and nothing is written, though the other keys (and
+// the CA's certificate) were made in memory.
+func TestApplyKeyError(t *testing.T) {
+	for _, workers := range []int{1, 2} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
+			plan := pkitest.Plan(t, catalog.Hardway, nil)
+			plan.Certs[len(plan.Certs)-1].KeyAlgorithm = "RSA-1"
+			st, root := pkitest.Store(t, catalog.Hardway)
+			before := snapshot(t, root)
+			rs, err := Apply(context.Background(), plan, st, testNow, Options{Workers: workers})
+			if err == nil || !strings.Contains(err.Error(), "generate RSA-1 key: unknown key algorithm") || rs != nil {
+				t.Fatalf("Apply = %d results, %v; want the key's error", len(rs), err)
+			}
+			assertUnchanged(t, before, snapshot(t, root))
+		})
+	}
+}
+
+// TestApplyOnKey: OnKey hears of every generated key exactly once, with its
+// algorithm, whatever the number of workers.
+func TestApplyOnKey(t *testing.T) {
+	for _, workers := range []int{1, 2, 16} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
+			plan := pkitest.Plan(t, catalog.Kubeadm, func(c *cluster.Cluster) { c.KeyAlgorithm = "Ed25519" })
+			st, _ := pkitest.Store(t, catalog.Kubeadm)
+			var (
+				mu   sync.Mutex
+				algs []pki.KeyAlgorithm
+			)
+			mustApply(t, plan, st, testNow, Options{Workers: workers, OnKey: func(k KeyTime) {
+				mu.Lock()
+				defer mu.Unlock()
+				algs = append(algs, k.Alg)
+			}})
+			var want []pki.KeyAlgorithm
+			for _, c := range plan.Certs {
+				want = append(want, c.KeyAlgorithm) // each its own file's key, or its kubeconfig's
+			}
+			for _, k := range plan.Keys {
+				want = append(want, k.KeyAlgorithm)
+			}
+			slices.Sort(algs)
+			slices.Sort(want)
+			if len(want) != keysToGenerate(plan) || !slices.Equal(algs, want) {
+				t.Errorf("OnKey heard of %q, want %q", algs, want)
+			}
+			checkPKI(t, plan, st)
+		})
+	}
+}
