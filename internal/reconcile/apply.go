@@ -62,7 +62,9 @@ type KeyTime struct {
 // what chmod fixes (Options.OnTighten hears of each), then creates every
 // item whose step is create — CAs first, reused keys whose certificate is
 // missing, kubeconfigs — and keeps or leaves the rest as their steps say.
-// Keys are generated in parallel. Results are in Examine's order.
+// Keys are generated and certificates signed in memory, on every core;
+// then the files are written, a few items at a time, each after its CA.
+// Results are in Examine's order.
 //
 // A key (or certificate) st's KeyPolicy refuses — a symbolic link, another
 // owner's — stops Apply before it writes anything.
@@ -95,55 +97,30 @@ func Apply(ctx context.Context, plan *catalog.Plan, st store.Store, now time.Tim
 	items := planItems(m)
 
 	// Make everything missing in memory first, keys and certificates in
-	// parallel, then write it in Examine's order: a canceled or failed key
-	// generation writes nothing.
-	made, err := makeItems(ctx, m, st, items, steps, results, now, opts)
-	if err != nil {
+	// parallel, then write it: a canceled or failed key generation writes
+	// nothing.
+	c := newCreation(m, st, items, steps, results)
+	if err := c.makeAll(ctx, now, opts); err != nil {
 		return nil, err
 	}
-
-	// cas are the CAs that can sign: those on disk, and those written now.
-	cas := map[string]*pki.CA{}
-	for name, ca := range m.CAs {
-		if ca.Signer != nil {
-			cas[name] = ca.Signer
-		}
-	}
+	errs := c.writeAll()
 	fail := func(r *Result, err error) {
 		r.Action, r.State, r.Findings = Failed, Invalid, []string{err.Error()}
 	}
 	for i, it := range items {
 		r := &results[i]
-		if steps[i].Action == ActExternal && !steps[i].IsCA {
-			// The step is the external CA's: init says it cannot issue.
-			if c, ok := externalItem(m, it); ok {
-				fail(r, externalError(c))
-			}
-			continue
-		}
-		if steps[i].Action != ActCreate {
-			continue
-		}
-		var err error
 		switch {
-		case made[i].err != nil:
-			err = made[i].err
-		case it.cert != nil:
-			err = writeCert(it.cert, st, made[i], cas)
-		case it.keyPair != nil:
-			err = createKeyPair(*it.keyPair, st, made[i].key)
-		case it.kubeconfig != nil:
-			err = createKubeconfig(m, it.kubeconfig, st, made[i], cas)
-		}
-		if err != nil {
-			if it.cert != nil && it.cert.Spec.Profile.IsCA {
-				// Its leaves, signed in memory, must not outlive it.
-				delete(cas, it.cert.Spec.Name)
+		case steps[i].Action == ActExternal && !steps[i].IsCA:
+			// The step is the external CA's: init says it cannot issue.
+			if ext, ok := externalItem(m, it); ok {
+				fail(r, externalError(ext))
 			}
-			fail(r, err)
-			continue
+		case !c.create[i]:
+		case errs[i] != nil:
+			fail(r, errs[i])
+		default:
+			r.Action, r.State, r.Findings = Created, Valid, nil
 		}
-		r.Action, r.State, r.Findings = Created, Valid, nil
 	}
 	if slices.ContainsFunc(results, func(r Result) bool { return r.Action == Kept }) {
 		refreshKept(plan, st, now, results)
@@ -193,16 +170,11 @@ func planItems(m *resolve.Model) []item {
 	return out
 }
 
-// createKubeconfig writes a missing kubeconfig, embedding either the
-// certificate made for it (one that lives only there) or the certificate of
-// the PKI directory, read back from disk.
-func createKubeconfig(m *resolve.Model, k *resolve.Kubeconfig, st store.Store, mk made, cas map[string]*pki.CA) error {
-	c, ok := m.Cert(k.Spec.Cert)
-	if !ok {
-		return fmt.Errorf("kubeconfig %s: certificate %s not in plan", k.Spec.Name, k.Spec.Cert)
-	}
-	ca, ok := cas[c.Spec.CA]
-	if !ok {
+// createKubeconfig writes a missing kubeconfig of certificate c, signed by
+// ca: embedding either the certificate made for it (one that lives only
+// there) or the certificate of the PKI directory, read back from disk.
+func createKubeconfig(k *resolve.Kubeconfig, c *resolve.Cert, mk made, ca *pki.CA) error {
+	if ca == nil {
 		return fmt.Errorf("cannot issue %s: CA %s is unusable", c.Spec.Name, caFile(c))
 	}
 	cert, key := mk.cert, mk.key
@@ -237,14 +209,11 @@ func externalError(c *resolve.Cert) error {
 }
 
 // writeCert writes a certificate made in memory, with its key if that is
-// new; a CA's goes into cas for the items after it.
-func writeCert(c *resolve.Cert, st store.Store, mk made, cas map[string]*pki.CA) error {
+// new. A leaf needs ca, its CA, usable: written now, or on disk.
+func writeCert(c *resolve.Cert, st store.Store, mk made, ca *pki.CA) error {
 	spec := c.Spec
-	if !spec.Profile.IsCA {
-		if _, ok := cas[spec.CA]; !ok {
-			// Its CA was made in memory but could not be written.
-			return fmt.Errorf("cannot issue %s: CA %s is unusable", spec.Name, caFile(c))
-		}
+	if !spec.Profile.IsCA && ca == nil {
+		return fmt.Errorf("cannot issue %s: CA %s is unusable", spec.Name, caFile(c))
 	}
 	// The key goes first: if the certificate write fails, the next run finds
 	// the key and issues a certificate for it.
@@ -253,15 +222,10 @@ func writeCert(c *resolve.Cert, st store.Store, mk made, cas map[string]*pki.CA)
 			return err
 		}
 	}
-	if err := st.CreateCert(spec.Path, mk.cert); err != nil {
-		return err
-	}
-	if spec.Profile.IsCA {
-		cas[spec.Name] = mk.ca
-	}
-	return nil
+	return st.CreateCert(spec.Path, mk.cert)
 }
 
+// createKeyPair writes a key pair: key, new, or the one on disk (nil).
 func createKeyPair(k catalog.KeySpec, st store.Store, key crypto.Signer) error {
 	if key == nil {
 		existing, err := st.ReadKey(k.Path)

@@ -18,6 +18,7 @@ import (
 	"kubepki.dev/kubepki/internal/cluster"
 	"kubepki.dev/kubepki/internal/pki"
 	"kubepki.dev/kubepki/internal/pkitest"
+	"kubepki.dev/kubepki/internal/resolve"
 	"kubepki.dev/kubepki/internal/store"
 )
 
@@ -542,6 +543,63 @@ func TestApplyOnKey(t *testing.T) {
 				t.Errorf("OnKey heard of %q, want %q", algs, want)
 			}
 			checkPKI(t, plan, st)
+		})
+	}
+}
+
+// TestWriteAllCAFails: when a CA made in memory is not written, every
+// certificate it signed fails too and stays off the disk, whatever the
+// order the writers reach them in, while the rest of the PKI is written.
+func TestWriteAllCAFails(t *testing.T) {
+	for _, caName := range []string{"ca", "etcd-ca", "front-proxy-ca"} {
+		t.Run(caName, func(t *testing.T) {
+			plan := pkitest.Plan(t, catalog.Kubeadm, func(c *cluster.Cluster) { c.KeyAlgorithm = "ECDSA-P256" })
+			st, _ := pkitest.Store(t, catalog.Kubeadm)
+			var steps []Step
+			var results []Result
+			for _, s := range Steps(plan, st, testNow, 0) {
+				if s.Kind != KindPermissions {
+					steps, results = append(steps, s), append(results, Result{Status: s.Status})
+				}
+			}
+			m := resolve.Resolve(plan, st)
+			c := newCreation(m, st, planItems(m), steps, results)
+			if err := c.makeAll(context.Background(), testNow, Options{}); err != nil {
+				t.Fatal(err)
+			}
+			errDisk := errors.New("disk on fire")
+			c.made[c.caItem[caName]].err = errDisk
+			errs := c.writeAll()
+
+			signed := 0
+			for i := range c.items {
+				cert := c.cert(i)
+				if k := c.items[i].kubeconfig; k != nil && cert == nil {
+					cert, _ = m.Cert(k.Spec.Cert)
+				}
+				name := id(results[i].Status)
+				switch {
+				case i == c.caItem[caName]:
+					if !errors.Is(errs[i], errDisk) {
+						t.Errorf("%s: %v, want %v", name, errs[i], errDisk)
+					}
+				case cert != nil && cert.Spec.CA == caName && !cert.Spec.Profile.IsCA:
+					signed++
+					if want := "cannot issue " + cert.Spec.Name + ": CA " + caFile(cert) + " is unusable"; errs[i] == nil || errs[i].Error() != want {
+						t.Errorf("%s: %v, want %q", name, errs[i], want)
+					}
+					if store.Exists(results[i].Path) {
+						t.Errorf("%s: %s written, though its CA was not", name, results[i].Path)
+					}
+				case errs[i] != nil:
+					t.Errorf("%s: %v", name, errs[i])
+				case !store.Exists(results[i].Path):
+					t.Errorf("%s: %s not written", name, results[i].Path)
+				}
+			}
+			if signed == 0 {
+				t.Fatalf("no item is signed by %s: the test proves nothing", caName)
+			}
 		})
 	}
 }
