@@ -40,7 +40,8 @@ type Result struct {
 type Options struct {
 	// Progress, if set, is called after each generated key.
 	Progress func(done, total int)
-	// Workers bounds parallel key generation; default the number of CPUs.
+	// Workers bounds the keys generated and certificates signed at once;
+	// default GOMAXPROCS, the cores Go may use.
 	Workers int
 	// OnTighten, if set, hears of each mode Apply tightened.
 	OnTighten func(Tightened)
