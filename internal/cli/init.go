@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -67,6 +68,9 @@ Exit codes: 0 all present and valid, 1 error, 3 something was left untouched
 			opts := reconcile.Options{Progress: progress(e.stderr), OnTighten: func(t reconcile.Tightened) {
 				fmt.Fprintf(e.stderr, "tightened %s: mode %04o -> %04o\n", t.Path, t.Before, t.After)
 			}}
+			if os.Getenv("KUBEPKI_DEBUG_TIMING") != "" {
+				opts.OnKey = keyTiming(e.stderr)
+			}
 			results, err := reconcile.Apply(cmd.Context(), plan, st, e.now(), opts)
 			if err != nil {
 				return err
@@ -151,6 +155,17 @@ func progress(w io.Writer) func(done, total int) {
 			lastQuarter = q
 			fmt.Fprintf(w, "generating keys: %d/%d\n", done, total)
 		}
+	}
+}
+
+// keyTiming returns a reporter that writes one line per generated key, for
+// hack/bench-init.sh: "timing: key RSA-4096 cpu 0.512s wall 0.530s".
+func keyTiming(w io.Writer) func(reconcile.KeyTime) {
+	var mu sync.Mutex
+	return func(k reconcile.KeyTime) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(w, "timing: key %s cpu %.6fs wall %.6fs\n", k.Alg, k.CPU.Seconds(), k.Wall.Seconds())
 	}
 }
 

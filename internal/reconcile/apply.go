@@ -3,10 +3,9 @@ package reconcile
 import (
 	"context"
 	"crypto"
-	"crypto/x509"
 	"fmt"
 	"runtime"
-	"sync"
+	"slices"
 	"time"
 
 	"kubepki.dev/kubepki/internal/catalog"
@@ -41,17 +40,32 @@ type Result struct {
 type Options struct {
 	// Progress, if set, is called after each generated key.
 	Progress func(done, total int)
-	// Workers bounds parallel key generation; default the number of CPUs.
+	// Workers bounds the keys generated and certificates signed at once;
+	// default GOMAXPROCS, the cores Go may use.
 	Workers int
 	// OnTighten, if set, hears of each mode Apply tightened.
 	OnTighten func(Tightened)
+	// OnKey, if set, hears how long each generated key took (for
+	// benchmarks: kubepki init's KUBEPKI_DEBUG_TIMING).
+	OnKey func(KeyTime)
+}
+
+// KeyTime is how long the generation of one key took.
+type KeyTime struct {
+	Alg pki.KeyAlgorithm
+	// Wall runs from the start of the generation to its end. CPU is the
+	// processor time the generating thread spent, which other work on the
+	// machine does not inflate (zero where the platform cannot tell).
+	Wall, CPU time.Duration
 }
 
 // Apply does what Steps says init does, and nothing else: it tightens
 // what chmod fixes (Options.OnTighten hears of each), then creates every
 // item whose step is create — CAs first, reused keys whose certificate is
 // missing, kubeconfigs — and keeps or leaves the rest as their steps say.
-// Keys are generated in parallel. Results are in Examine's order.
+// Keys are generated and certificates signed in memory, on every core;
+// then the files are written, a few items at a time, each after its CA.
+// Results are in Examine's order.
 //
 // A key (or certificate) st's KeyPolicy refuses — a symbolic link, another
 // owner's — stops Apply before it writes anything.
@@ -83,64 +97,35 @@ func Apply(ctx context.Context, plan *catalog.Plan, st store.Store, now time.Tim
 	m := resolve.Resolve(plan, st)
 	items := planItems(m)
 
-	// Generate every key that does not exist yet, in parallel: RSA-4096
-	// takes around a second per key, and a cluster needs a dozen.
-	algs := make([]pki.KeyAlgorithm, len(results))
-	for i, r := range results {
-		if steps[i].Action == ActCreate && !r.KeyPresent {
-			algs[i] = items[i].alg
-		}
-	}
-	keys, err := generateKeys(ctx, algs, opts)
-	if err != nil {
+	// Make everything missing in memory first, keys and certificates in
+	// parallel, then write it: a canceled or failed key generation writes
+	// nothing.
+	c := newCreation(m, st, items, steps, results)
+	if err := c.makeAll(ctx, now, opts); err != nil {
 		return nil, err
 	}
-
-	cas := map[string]*pki.CA{}
-	for name, ca := range m.CAs {
-		if ca.Signer != nil {
-			cas[name] = ca.Signer
-		}
-	}
+	errs := c.writeAll()
 	fail := func(r *Result, err error) {
 		r.Action, r.State, r.Findings = Failed, Invalid, []string{err.Error()}
 	}
 	for i, it := range items {
 		r := &results[i]
-		if steps[i].Action == ActExternal && !steps[i].IsCA {
-			// The step is the external CA's: init says it cannot issue.
-			if c, ok := externalItem(m, it); ok {
-				fail(r, externalError(c))
-			}
-			continue
-		}
-		if steps[i].Action != ActCreate {
-			continue
-		}
 		switch {
-		case it.cert != nil:
-			ca, err := createCert(it.cert, st, keys[i], cas, now)
-			if err != nil {
-				fail(r, err)
-				continue
+		case steps[i].Action == ActExternal && !steps[i].IsCA:
+			// The step is the external CA's: init says it cannot issue.
+			if ext, ok := externalItem(m, it); ok {
+				fail(r, externalError(ext))
 			}
-			if it.cert.Spec.Profile.IsCA {
-				cas[it.cert.Spec.Name] = ca
-			}
-		case it.keyPair != nil:
-			if err := createKeyPair(*it.keyPair, st, keys[i]); err != nil {
-				fail(r, err)
-				continue
-			}
-		case it.kubeconfig != nil:
-			if err := createKubeconfig(m, it.kubeconfig, st, keys[i], cas, now); err != nil {
-				fail(r, err)
-				continue
-			}
+		case !c.create[i]:
+		case errs[i] != nil:
+			fail(r, errs[i])
+		default:
+			r.Action, r.State, r.Findings = Created, Valid, nil
 		}
-		r.Action, r.State, r.Findings = Created, Valid, nil
 	}
-	refreshKept(plan, st, now, results)
+	if slices.ContainsFunc(results, func(r Result) bool { return r.Action == Kept }) {
+		refreshKept(plan, st, now, results)
+	}
 	return results, nil
 }
 
@@ -186,31 +171,15 @@ func planItems(m *resolve.Model) []item {
 	return out
 }
 
-// createKubeconfig writes a missing kubeconfig, embedding either a new
-// certificate issued for it (one that lives only there) or the
-// certificate of the PKI directory.
-func createKubeconfig(m *resolve.Model, k *resolve.Kubeconfig, st store.Store, key crypto.Signer, cas map[string]*pki.CA, now time.Time) error {
-	c, ok := m.Cert(k.Spec.Cert)
-	if !ok {
-		return fmt.Errorf("kubeconfig %s: certificate %s not in plan", k.Spec.Name, k.Spec.Cert)
-	}
-	ca, ok := cas[c.Spec.CA]
-	if !ok {
+// createKubeconfig writes a missing kubeconfig of certificate c, signed by
+// ca: embedding either the certificate made for it (one that lives only
+// there) or the certificate of the PKI directory, read back from disk.
+func createKubeconfig(k *resolve.Kubeconfig, c *resolve.Cert, mk made, ca *pki.CA) error {
+	if ca == nil {
 		return fmt.Errorf("cannot issue %s: CA %s is unusable", c.Spec.Name, caFile(c))
 	}
-	var cert *x509.Certificate
-	if c.Kubeconfig == k {
-		if ca.Key == nil {
-			return externalError(c)
-		}
-		if key == nil {
-			return fmt.Errorf("kubeconfig %s: no key generated", k.Spec.Name)
-		}
-		var err error
-		if cert, err = ca.Issue(key.Public(), c.Spec.Profile, now); err != nil {
-			return err
-		}
-	} else {
+	cert, key := mk.cert, mk.key
+	if c.Kubeconfig != k {
 		var err error
 		if cert, key, err = c.Location.Read(); err != nil {
 			return fmt.Errorf("kubeconfig %s: %w", k.Spec.Name, err)
@@ -240,55 +209,24 @@ func externalError(c *resolve.Cert) error {
 	return fmt.Errorf("cannot issue %s: %s is absent (external CA); have the external CA sign a CSR (kubepki certs generate-csr %s)", c.Spec.Name, c.CA.KeyPath, c.Spec.Name)
 }
 
-// createCert issues one missing certificate, with a new key or the one on
-// disk. It returns the CA when the certificate is one.
-func createCert(c *resolve.Cert, st store.Store, key crypto.Signer, cas map[string]*pki.CA, now time.Time) (*pki.CA, error) {
+// writeCert writes a certificate made in memory, with its key if that is
+// new. A leaf needs ca, its CA, usable: written now, or on disk.
+func writeCert(c *resolve.Cert, st store.Store, mk made, ca *pki.CA) error {
 	spec := c.Spec
-	newKey := key != nil
-	if !newKey {
-		k, err := st.ReadKey(spec.Path)
-		if err != nil {
-			return nil, err
-		}
-		key = k
-	}
-	var ca *pki.CA
-	if spec.Profile.IsCA {
-		var err error
-		if ca, err = pki.NewCA(key, spec.Profile, now); err != nil {
-			return nil, err
-		}
-	} else {
-		signer, ok := cas[spec.CA]
-		switch {
-		case !ok:
-			return nil, fmt.Errorf("cannot issue %s: CA %s is unusable", spec.Name, caFile(c))
-		case signer.Key == nil:
-			return nil, externalError(c)
-		}
-		cert, err := signer.Issue(key.Public(), spec.Profile, now)
-		if err != nil {
-			return nil, err
-		}
-		ca = &pki.CA{Cert: cert}
+	if !spec.Profile.IsCA && ca == nil {
+		return fmt.Errorf("cannot issue %s: CA %s is unusable", spec.Name, caFile(c))
 	}
 	// The key goes first: if the certificate write fails, the next run finds
 	// the key and issues a certificate for it.
-	if newKey {
-		if err := st.CreateKey(spec.Path, key); err != nil {
-			return nil, err
+	if mk.key != nil {
+		if err := st.CreateKey(spec.Path, mk.key); err != nil {
+			return err
 		}
 	}
-	if err := st.CreateCert(spec.Path, ca.Cert); err != nil {
-		return nil, err
-	}
-	if !spec.Profile.IsCA {
-		return nil, nil
-	}
-	ca.Key = key
-	return ca, nil
+	return st.CreateCert(spec.Path, mk.cert)
 }
 
+// createKeyPair writes a key pair: key, new, or the one on disk (nil).
 func createKeyPair(k catalog.KeySpec, st store.Store, key crypto.Signer) error {
 	if key == nil {
 		existing, err := st.ReadKey(k.Path)
@@ -306,59 +244,16 @@ func createKeyPair(k catalog.KeySpec, st store.Store, key crypto.Signer) error {
 	return st.CreatePublicKey(k.Path, key.Public())
 }
 
-// generateKeys makes a key for every non-empty algorithm, in parallel.
-func generateKeys(ctx context.Context, algs []pki.KeyAlgorithm, opts Options) ([]crypto.Signer, error) {
-	workers := opts.Workers
-	if workers <= 0 {
-		workers = runtime.NumCPU()
+// generateKey makes one key, and tells onKey, if set, how long it took.
+func generateKey(alg pki.KeyAlgorithm, onKey func(KeyTime)) (crypto.Signer, error) {
+	if onKey == nil {
+		return pki.GenerateKey(alg)
 	}
-	total := 0
-	for _, a := range algs {
-		if a != "" {
-			total++
-		}
-	}
-	keys := make([]crypto.Signer, len(algs))
-	errs := make([]error, len(algs))
-	jobs := make(chan int)
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		done int
-	)
-	for range workers {
-		wg.Go(func() {
-			for i := range jobs {
-				keys[i], errs[i] = pki.GenerateKey(algs[i])
-				if opts.Progress != nil {
-					mu.Lock()
-					done++
-					opts.Progress(done, total)
-					mu.Unlock()
-				}
-			}
-		})
-	}
-feed:
-	for i, a := range algs {
-		if a == "" {
-			continue
-		}
-		select {
-		case jobs <- i:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(jobs)
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	for i, err := range errs {
-		if err != nil {
-			return nil, fmt.Errorf("generate %s key: %w", algs[i], err)
-		}
-	}
-	return keys, nil
+	// Pinned to its thread, the goroutine's processor time is the thread's.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	start, cpu := time.Now(), threadCPU()
+	key, err := pki.GenerateKey(alg)
+	onKey(KeyTime{Alg: alg, Wall: time.Since(start), CPU: threadCPU() - cpu})
+	return key, err
 }

@@ -18,6 +18,7 @@ import (
 	"kubepki.dev/kubepki/internal/cluster"
 	"kubepki.dev/kubepki/internal/pki"
 	"kubepki.dev/kubepki/internal/pkitest"
+	"kubepki.dev/kubepki/internal/resolve"
 	"kubepki.dev/kubepki/internal/store"
 )
 
@@ -492,4 +493,113 @@ func TestApplyPublicKeyWithoutPrivateKey(t *testing.T) {
 	rs = mustApply(t, plan, st, testNow, Options{})
 	checkActions(t, rs, Kept, map[string]Action{"keypair/sa": Created})
 	checkStates(t, Examine(plan, st, testNow), Valid, nil)
+}
+
+// TestApplyKeyError: a key that cannot be generated fails Apply with the
+// algorithm named, and nothing is written, though the other keys (and
+// the CA's certificate) were made in memory.
+func TestApplyKeyError(t *testing.T) {
+	for _, workers := range []int{1, 2} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
+			plan := pkitest.Plan(t, catalog.Hardway, nil)
+			plan.Certs[len(plan.Certs)-1].KeyAlgorithm = "RSA-1"
+			st, root := pkitest.Store(t, catalog.Hardway)
+			before := snapshot(t, root)
+			rs, err := Apply(context.Background(), plan, st, testNow, Options{Workers: workers})
+			if err == nil || !strings.Contains(err.Error(), "generate RSA-1 key: unknown key algorithm") || rs != nil {
+				t.Fatalf("Apply = %d results, %v; want the key's error", len(rs), err)
+			}
+			assertUnchanged(t, before, snapshot(t, root))
+		})
+	}
+}
+
+// TestApplyOnKey: OnKey hears of every generated key exactly once, with its
+// algorithm, whatever the number of workers.
+func TestApplyOnKey(t *testing.T) {
+	for _, workers := range []int{1, 2, 16} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
+			plan := pkitest.Plan(t, catalog.Kubeadm, func(c *cluster.Cluster) { c.KeyAlgorithm = "Ed25519" })
+			st, _ := pkitest.Store(t, catalog.Kubeadm)
+			var (
+				mu   sync.Mutex
+				algs []pki.KeyAlgorithm
+			)
+			mustApply(t, plan, st, testNow, Options{Workers: workers, OnKey: func(k KeyTime) {
+				mu.Lock()
+				defer mu.Unlock()
+				algs = append(algs, k.Alg)
+			}})
+			var want []pki.KeyAlgorithm
+			for _, c := range plan.Certs {
+				want = append(want, c.KeyAlgorithm) // each its own file's key, or its kubeconfig's
+			}
+			for _, k := range plan.Keys {
+				want = append(want, k.KeyAlgorithm)
+			}
+			slices.Sort(algs)
+			slices.Sort(want)
+			if len(want) != keysToGenerate(plan) || !slices.Equal(algs, want) {
+				t.Errorf("OnKey heard of %q, want %q", algs, want)
+			}
+			checkPKI(t, plan, st)
+		})
+	}
+}
+
+// TestWriteAllCAFails: when a CA made in memory is not written, every
+// certificate it signed fails too and stays off the disk, whatever the
+// order the writers reach them in, while the rest of the PKI is written.
+func TestWriteAllCAFails(t *testing.T) {
+	for _, caName := range []string{"ca", "etcd-ca", "front-proxy-ca"} {
+		t.Run(caName, func(t *testing.T) {
+			plan := pkitest.Plan(t, catalog.Kubeadm, func(c *cluster.Cluster) { c.KeyAlgorithm = "ECDSA-P256" })
+			st, _ := pkitest.Store(t, catalog.Kubeadm)
+			var steps []Step
+			var results []Result
+			for _, s := range Steps(plan, st, testNow, 0) {
+				if s.Kind != KindPermissions {
+					steps, results = append(steps, s), append(results, Result{Status: s.Status})
+				}
+			}
+			m := resolve.Resolve(plan, st)
+			c := newCreation(m, st, planItems(m), steps, results)
+			if err := c.makeAll(context.Background(), testNow, Options{}); err != nil {
+				t.Fatal(err)
+			}
+			errDisk := errors.New("disk on fire")
+			c.made[c.caItem[caName]].err = errDisk
+			errs := c.writeAll()
+
+			signed := 0
+			for i := range c.items {
+				cert := c.cert(i)
+				if k := c.items[i].kubeconfig; k != nil && cert == nil {
+					cert, _ = m.Cert(k.Spec.Cert)
+				}
+				name := id(results[i].Status)
+				switch {
+				case i == c.caItem[caName]:
+					if !errors.Is(errs[i], errDisk) {
+						t.Errorf("%s: %v, want %v", name, errs[i], errDisk)
+					}
+				case cert != nil && cert.Spec.CA == caName && !cert.Spec.Profile.IsCA:
+					signed++
+					if want := "cannot issue " + cert.Spec.Name + ": CA " + caFile(cert) + " is unusable"; errs[i] == nil || errs[i].Error() != want {
+						t.Errorf("%s: %v, want %q", name, errs[i], want)
+					}
+					if store.Exists(results[i].Path) {
+						t.Errorf("%s: %s written, though its CA was not", name, results[i].Path)
+					}
+				case errs[i] != nil:
+					t.Errorf("%s: %v", name, errs[i])
+				case !store.Exists(results[i].Path):
+					t.Errorf("%s: %s not written", name, results[i].Path)
+				}
+			}
+			if signed == 0 {
+				t.Fatalf("no item is signed by %s: the test proves nothing", caName)
+			}
+		})
+	}
 }
