@@ -56,6 +56,18 @@ func TestDeployManifests(t *testing.T) {
 			t.Errorf("dry run did not create %s:\n%s", want, out)
 		}
 	}
+	// The exporter's objects of the core API (its PodMonitor and
+	// PrometheusRule need the prometheus-operator's CRDs, which this API
+	// server has not): the namespace for real, the rest as a dry run,
+	// which runs admission, Pod Security included, on the DaemonSet.
+	exporterDir := filepath.Join(deployDir(t), "exporter")
+	e.kubectl("apply", "-f", filepath.Join(exporterDir, "namespace.yaml"))
+	for _, f := range []string{"serviceaccount.yaml", "daemonset.yaml"} {
+		out, err := testenv.Kubectl(t, e.bins, e.admin, "apply", "--dry-run=server", "-f", filepath.Join(exporterDir, f))
+		if err != nil {
+			t.Errorf("server-side dry run of deploy/exporter/%s: %v\n%s", f, err, out)
+		}
+	}
 	// For real: there is no kube-controller-manager, so no Pod is made;
 	// the test below is the kubelet.
 	e.kubectl("apply", "-f", path)
@@ -78,6 +90,9 @@ func (e *certAPI) renderDeploy() string {
 		t.Fatal(err)
 	}
 	for _, ent := range entries {
+		if ent.IsDir() {
+			continue // deploy/exporter/ is a kustomization of its own
+		}
 		data, err := os.ReadFile(filepath.Join(deployDir(t), ent.Name()))
 		if err != nil {
 			t.Fatal(err)
