@@ -187,6 +187,15 @@ func createKubeconfig(k *resolve.Kubeconfig, c *resolve.Cert, mk made, ca *pki.C
 		if key == nil {
 			return fmt.Errorf("kubeconfig %s: %s missing", k.Spec.Name, fileKeyPath(c.Location))
 		}
+		// A certificate its CA does not sign (the CA was made anew beside
+		// it) would give the new kubeconfig a client no API server trusts.
+		signed := cert.CheckSignatureFrom(ca.Cert) == nil
+		if c.CA != nil && len(c.CA.Certs) > 0 {
+			_, signed = c.CA.SignerOf(cert)
+		}
+		if !signed {
+			return fmt.Errorf("kubeconfig %s: %s is not signed by %s: renew it first (kubepki init --apply-drift, or kubepki certs renew %s)", k.Spec.Name, c.Location.Path(), caFile(c), c.Spec.Name)
+		}
 	}
 	keyPEM, err := pki.EncodeKey(key)
 	if err != nil {

@@ -603,3 +603,36 @@ func TestWriteAllCAFails(t *testing.T) {
 		})
 	}
 }
+
+// TestApplyKubeconfigOfForeignCert: with the CA made anew beside an old
+// leaf (its CA deleted), a missing kubeconfig is not made from that leaf,
+// whose client certificate no API server would trust; the leaf itself is
+// left alone (drift), and nothing else fails.
+func TestApplyKubeconfigOfForeignCert(t *testing.T) {
+	plan := pkitest.Plan(t, catalog.Hardway, nil)
+	st, _ := pkitest.Store(t, catalog.Hardway)
+	mustApply(t, plan, st, testNow, Options{})
+	kc, ok := plan.Kubeconfig("admin")
+	if !ok {
+		t.Fatal("premise: no admin kubeconfig in the hard-way plan")
+	}
+	for _, p := range []string{st.CertPath("ca"), st.KeyPath("ca"), st.KubeconfigPath(kc.File)} {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs, err := Apply(context.Background(), plan, st, testNow, Options{})
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	r := byID(rs)["kubeconfig/admin"]
+	if r.Action != Failed || len(r.Findings) != 1 || !strings.Contains(r.Findings[0], "admin.crt is not signed by ca.crt: renew it first") {
+		t.Errorf("admin kubeconfig: action %s, findings %q; want failed, not signed by the new CA", r.Action, r.Findings)
+	}
+	if store.Exists(st.KubeconfigPath(kc.File)) {
+		t.Error("admin kubeconfig written with a certificate the new CA does not sign")
+	}
+	if r := byID(rs)["ca/ca"]; r.Action != Created {
+		t.Errorf("CA: action %s, want created", r.Action)
+	}
+}
