@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -87,19 +86,12 @@ Exit codes, for scripts:
 				}
 				return runScan(cmd, e, append(xf.scan, args...), within, xf.output)
 			}
-			_, plan, err := f.load()
+			ro, err := f.openRead(e, "check-expiration")
 			if err != nil {
 				return err
 			}
-			if _, err := os.Stat(f.dir); err != nil {
-				return fmt.Errorf("check-expiration: %w", err)
-			}
-			st := f.store(e, plan.Profile)
-			release, leftovers, err := forRead(e, st)
-			if err != nil {
-				return err
-			}
-			defer release()
+			defer ro.release()
+			plan, st, leftovers := ro.plan, ro.st, ro.leftovers
 			// An interrupted write is not finished here (only a write
 			// command does that); the dates below are what is on disk.
 			for _, l := range leftovers {

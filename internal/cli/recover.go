@@ -2,7 +2,10 @@ package cli
 
 import (
 	"fmt"
+	"os"
 
+	"kubepki.dev/kubepki/internal/catalog"
+	"kubepki.dev/kubepki/internal/cluster"
 	"kubepki.dev/kubepki/internal/kubeconfig"
 	"kubepki.dev/kubepki/internal/store"
 )
@@ -55,6 +58,34 @@ func withReferenced(st store.Store) (store.Store, error) {
 // replace anything. The leftovers — unfinished journals and temporary
 // files of killed writes — are returned for the command to report, and
 // the command audits what is on disk; `kubepki init` repairs them.
+// readOnly is a spec's plan and its directory, opened for a command that
+// only reads it: locked shared, with the leftovers of interrupted writes.
+type readOnly struct {
+	c         *cluster.Cluster
+	plan      *catalog.Plan
+	st        store.Store
+	leftovers []string
+	release   func()
+}
+
+// openRead loads the spec and opens its existing directory for command,
+// which only reads it; the caller defers release.
+func (f *specFlags) openRead(e *env, command string) (*readOnly, error) {
+	c, plan, err := f.load()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(f.dir); err != nil {
+		return nil, fmt.Errorf("%s: %w", command, err)
+	}
+	st := f.store(e, plan.Profile)
+	release, leftovers, err := forRead(e, st)
+	if err != nil {
+		return nil, err
+	}
+	return &readOnly{c: c, plan: plan, st: st, leftovers: leftovers, release: release}, nil
+}
+
 func forRead(_ *env, st store.Store) (release func(), leftovers []string, err error) {
 	release, err = st.Lock(false)
 	if err != nil {

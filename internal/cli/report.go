@@ -69,19 +69,12 @@ finding.`,
 			if err != nil {
 				return err
 			}
-			c, plan, err := f.load()
+			ro, err := f.openRead(e, "report")
 			if err != nil {
 				return err
 			}
-			if _, err := os.Stat(f.dir); err != nil {
-				return fmt.Errorf("report: %w", err)
-			}
-			st := f.store(e, plan.Profile)
-			release, leftovers, err := forRead(e, st)
-			if err != nil {
-				return err
-			}
-			defer release()
+			defer ro.release()
+			c, plan, st, leftovers := ro.c, ro.plan, ro.st, ro.leftovers
 			now := e.now()
 			// Keys are read only to compare them with their certificates,
 			// whatever their modes: as verify, report audits, and

@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"time"
 
@@ -70,19 +69,12 @@ One line per finding; exit 0 only when clean, 3 when there are findings.
 			if err != nil {
 				return err
 			}
-			c, plan, err := f.load()
+			ro, err := f.openRead(e, "verify")
 			if err != nil {
 				return err
 			}
-			if _, err := os.Stat(f.dir); err != nil {
-				return fmt.Errorf("verify: %w", err)
-			}
-			st := f.store(e, plan.Profile)
-			release, leftovers, err := forRead(e, st)
-			if err != nil {
-				return err
-			}
-			defer release()
+			defer ro.release()
+			c, plan, st, leftovers := ro.c, ro.plan, ro.st, ro.leftovers
 			rep := verifyReport{Dir: f.dir, Profile: string(plan.Profile), CAKeys: map[string]bool{}, Findings: []string{}}
 			rep.Items = reconcile.Examine(plan, st, e.now())
 			for name, ca := range resolve.Resolve(plan, st).CAs {
